@@ -1,0 +1,676 @@
+//! Typed configuration: the embedded `config/default.toml`, then `--config FILE`, then the
+//! environment, validated once at start-up with errors that name the key.
+//!
+//! Secrets are held in [`Secret`], whose `Debug` and `Display` never show the value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::session::{SessionSecret, ShortSecret};
+use crate::twilio::signature::AuthToken;
+
+/// The embedded default configuration.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// The token used when none is configured; only ever accepted on a loopback address.
+pub const DEV_AUTH_TOKEN: &str = "sms-sessions-dev-token";
+
+/// The listen address once an auth token is set (or validation is off).
+const PUBLIC_LISTEN: &str = "0.0.0.0:8080";
+/// The listen address in local development mode (no auth token).
+const DEV_LISTEN: &str = "127.0.0.1:8080";
+
+/// Keys whose table value replaces the default instead of merging into it.
+const REPLACED_TABLES: &[&str] = &["flow.callers"];
+
+/// A configuration error, naming the key (and the environment variable when it came from one).
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+fn error(key: impl Into<String>, message: impl fmt::Display) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        message: message.to_string(),
+    }
+}
+
+/// A secret string: `Debug` and `Display` print `<redacted>`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The external base URL that maps to the server's `/`: `http(s)://host[:port][/prefix]`,
+/// without a trailing slash, query or fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let rest = text
+            .strip_prefix("https://")
+            .or_else(|| text.strip_prefix("http://"))
+            .ok_or("must start with http:// or https://")?;
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err("has no host".into());
+        }
+        if text.contains(['?', '#']) || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("must not contain a query, fragment or whitespace".into());
+        }
+        Ok(Self(text.trim_end_matches('/').to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.0.starts_with("https://")
+    }
+}
+
+/// Which conversation flow answers texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowKind {
+    Counter,
+    NamedCounter,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub twilio: TwilioConfig,
+    pub session: SessionConfig,
+    pub flow: FlowConfig,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub public_url: Option<PublicUrl>,
+    pub trust_forwarded: bool,
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct TwilioConfig {
+    /// Primary first. In development mode, the development token alone.
+    pub auth_tokens: Vec<AuthToken>,
+    pub validate_signatures: bool,
+    /// No auth token was configured: [`DEV_AUTH_TOKEN`] on loopback only.
+    pub dev_mode: bool,
+    has_secondary: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// `None`: a random per-process secret.
+    pub secret: Option<SessionSecret>,
+    pub previous_secrets: Vec<SessionSecret>,
+    pub ttl: Duration,
+    pub cookie_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct FlowConfig {
+    pub kind: FlowKind,
+    pub callers: BTreeMap<String, String>,
+}
+
+/// The file-level shape, every key optional until validation.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    twilio: RawTwilio,
+    #[serde(default)]
+    session: RawSession,
+    #[serde(default)]
+    flow: RawFlow,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    public_url: Option<String>,
+    trust_forwarded: Option<bool>,
+    body_limit: Option<u64>,
+    request_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTwilio {
+    auth_token: Option<Secret>,
+    secondary_auth_token: Option<Secret>,
+    validate_signatures: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSession {
+    secret: Option<Secret>,
+    previous_secrets: Option<Vec<Secret>>,
+    ttl: Option<String>,
+    cookie_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlow {
+    kind: Option<String>,
+    callers: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<String>,
+}
+
+/// Where environment variables come from (the process, or a map in tests).
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment; empty variables count as unset.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|value| !value.is_empty())
+    }
+}
+
+impl<const N: usize> Env for [(&str, &str); N] {
+    fn var(&self, name: &str) -> Option<String> {
+        self.iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| (*value).to_owned())
+    }
+}
+
+impl Config {
+    /// Loads the embedded default, then `file`, then `env`, and validates the result.
+    pub fn load(file: Option<&Path>, env: &impl Env) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = DEFAULT_TOML
+            .parse()
+            .map_err(|e| error("config/default.toml", e))?;
+        if let Some(path) = file {
+            let key = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| error(&key, e))?;
+            let overlay: toml::Table = text.parse().map_err(|e| error(&key, e))?;
+            merge(&mut table, overlay, "");
+        }
+        let mut raw: Raw = table.try_into().map_err(|e| error("config", e))?;
+        raw.apply_env(env)?;
+        raw.validate()
+    }
+
+    /// The effective configuration as TOML, secrets redacted (for `check-config`).
+    pub fn redacted_toml(&self) -> String {
+        let secret = |set: bool| {
+            if set {
+                "\"<redacted>\""
+            } else {
+                "\"\" # unset"
+            }
+        };
+        let tokens = if self.twilio.dev_mode {
+            0
+        } else {
+            self.twilio.auth_tokens.len()
+        };
+        let callers: Vec<String> = self
+            .flow
+            .callers
+            .iter()
+            .map(|(k, v)| format!("{k:?} = {v:?}"))
+            .collect();
+        let public_url = self
+            .server
+            .public_url
+            .as_ref()
+            .map_or("", PublicUrl::as_str);
+        format!(
+            "[server]\nlisten = \"{}\"\npublic_url = {public_url:?}\ntrust_forwarded = {}\nbody_limit = {}\n\
+             request_timeout = \"{}\"\n\n[twilio]\nauth_token = {}\nsecondary_auth_token = {}\n\
+             validate_signatures = {}\n# development mode (no auth token, loopback only): {}\n\n\
+             [session]\nsecret = {}\nprevious_secrets = {} # count\nttl = \"{}\"\ncookie_name = {:?}\n\n\
+             [flow]\nkind = \"{}\"\n\n[flow.callers]\n{}\n\n[log]\nformat = \"{}\"\n",
+            self.server.listen,
+            self.server.trust_forwarded,
+            self.server.body_limit,
+            humantime::format_duration(self.server.request_timeout),
+            secret(tokens >= 1),
+            secret(self.twilio.has_secondary),
+            self.twilio.validate_signatures,
+            self.twilio.dev_mode,
+            secret(self.session.secret.is_some()),
+            self.session.previous_secrets.len(),
+            humantime::format_duration(self.session.ttl),
+            self.session.cookie_name,
+            match self.flow.kind {
+                FlowKind::Counter => "counter",
+                FlowKind::NamedCounter => "named-counter",
+            },
+            callers.join("\n"),
+            match self.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            },
+        )
+    }
+}
+
+/// Deep-merges `overlay` into `base`; tables in [`REPLACED_TABLES`] are replaced whole.
+fn merge(base: &mut toml::Table, overlay: toml::Table, prefix: &str) {
+    for (key, value) in overlay {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(value))
+                if !REPLACED_TABLES.contains(&path.as_str()) =>
+            {
+                merge(inner, value, &path)
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Reads `NAME`, or the file named by `NAME_FILE` (trailing newline trimmed).
+fn env_or_file(env: &impl Env, name: &str) -> Result<Option<String>, ConfigError> {
+    if let Some(value) = env.var(name) {
+        return Ok(Some(value));
+    }
+    let file_var = format!("{name}_FILE");
+    let Some(path) = env.var(&file_var) else {
+        return Ok(None);
+    };
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| error(&file_var, format!("{path}: {e}")))?;
+    Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()))
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(error(
+            name,
+            format!("expected true or false, got {value:?}"),
+        )),
+    }
+}
+
+impl Raw {
+    fn apply_env(&mut self, env: &impl Env) -> Result<(), ConfigError> {
+        if let Some(port) = env.var("PORT") {
+            self.server.listen = Some(format!("0.0.0.0:{port}"));
+        }
+        if let Some(listen) = env.var("SMS_SESSIONS_LISTEN") {
+            self.server.listen = Some(listen);
+        }
+        if let Some(url) = env.var("SMS_SESSIONS_PUBLIC_URL") {
+            self.server.public_url = Some(url);
+        }
+        if let Some(value) = env.var("SMS_SESSIONS_TRUST_FORWARDED") {
+            self.server.trust_forwarded = Some(parse_bool("SMS_SESSIONS_TRUST_FORWARDED", &value)?);
+        }
+        if let Some(value) = env.var("SMS_SESSIONS_BODY_LIMIT") {
+            let limit = value
+                .parse()
+                .map_err(|e| error("SMS_SESSIONS_BODY_LIMIT", e))?;
+            self.server.body_limit = Some(limit);
+        }
+        if let Some(value) = env.var("SMS_SESSIONS_REQUEST_TIMEOUT") {
+            self.server.request_timeout = Some(value);
+        }
+        if let Some(token) = env_or_file(env, "TWILIO_AUTH_TOKEN")? {
+            self.twilio.auth_token = Some(Secret(token));
+        }
+        if let Some(token) = env_or_file(env, "TWILIO_AUTH_TOKEN_SECONDARY")? {
+            self.twilio.secondary_auth_token = Some(Secret(token));
+        }
+        if let Some(value) = env.var("SMS_SESSIONS_VALIDATE_SIGNATURES") {
+            self.twilio.validate_signatures =
+                Some(parse_bool("SMS_SESSIONS_VALIDATE_SIGNATURES", &value)?);
+        }
+        if let Some(secret) = env_or_file(env, "SMS_SESSIONS_SECRET")? {
+            self.session.secret = Some(Secret(secret));
+        }
+        if let Some(list) = env.var("SMS_SESSIONS_SECRET_PREVIOUS") {
+            let secrets = list.split(',').map(str::trim).filter(|s| !s.is_empty());
+            self.session.previous_secrets = Some(secrets.map(|s| Secret(s.to_owned())).collect());
+        }
+        let plain = [
+            ("SMS_SESSIONS_SESSION_TTL", &mut self.session.ttl),
+            ("SMS_SESSIONS_COOKIE_NAME", &mut self.session.cookie_name),
+            ("SMS_SESSIONS_FLOW", &mut self.flow.kind),
+            ("SMS_SESSIONS_LOG_FORMAT", &mut self.log.format),
+        ];
+        for (name, slot) in plain {
+            if let Some(value) = env.var(name) {
+                *slot = Some(value);
+            }
+        }
+        Ok(())
+    }
+
+    fn validate(self) -> Result<Config, ConfigError> {
+        let twilio = self.twilio.validate()?;
+        let server = self.server.validate(&twilio)?;
+        Ok(Config {
+            server,
+            twilio,
+            session: self.session.validate()?,
+            flow: self.flow.validate()?,
+            log_format: match self.log.format.as_deref().unwrap_or("text") {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(error(
+                        "log.format",
+                        format!("expected \"text\" or \"json\", got {other:?}"),
+                    ));
+                }
+            },
+        })
+    }
+}
+
+impl RawTwilio {
+    fn validate(self) -> Result<TwilioConfig, ConfigError> {
+        let token =
+            |key: &str, secret: &Secret| AuthToken::new(secret.expose()).map_err(|e| error(key, e));
+        let mut auth_tokens = Vec::new();
+        if let Some(secret) = &self.auth_token {
+            auth_tokens.push(token("twilio.auth_token", secret)?);
+        }
+        if let Some(secret) = &self.secondary_auth_token {
+            if self.auth_token.is_none() {
+                return Err(error(
+                    "twilio.secondary_auth_token",
+                    "set twilio.auth_token first",
+                ));
+            }
+            auth_tokens.push(token("twilio.secondary_auth_token", secret)?);
+        }
+        let dev_mode = auth_tokens.is_empty();
+        if dev_mode {
+            auth_tokens.push(AuthToken::new(DEV_AUTH_TOKEN).expect("non-empty constant"));
+        }
+        Ok(TwilioConfig {
+            auth_tokens,
+            validate_signatures: self.validate_signatures.unwrap_or(true),
+            dev_mode,
+            has_secondary: self.secondary_auth_token.is_some(),
+        })
+    }
+}
+
+impl RawServer {
+    fn validate(self, twilio: &TwilioConfig) -> Result<ServerConfig, ConfigError> {
+        let dev_only = twilio.dev_mode && twilio.validate_signatures;
+        let default_listen = if dev_only { DEV_LISTEN } else { PUBLIC_LISTEN };
+        let listen_text = self.listen.as_deref().unwrap_or(default_listen);
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            error(
+                "server.listen",
+                format!("{listen_text:?} is not an address like 0.0.0.0:8080"),
+            )
+        })?;
+        if dev_only && !listen.ip().is_loopback() {
+            return Err(error(
+                "twilio.auth_token",
+                format!(
+                    "is required to listen on {listen} (set TWILIO_AUTH_TOKEN); without it the server \
+                     only listens on loopback, so leave server.listen unset to try it locally"
+                ),
+            ));
+        }
+        let public_url = self
+            .public_url
+            .filter(|url| !url.is_empty())
+            .map(|url| PublicUrl::parse(&url).map_err(|e| error("server.public_url", e)))
+            .transpose()?;
+        let body_limit = self.body_limit.unwrap_or(65_536);
+        if !(1_024..=16 * 1_048_576).contains(&body_limit) {
+            return Err(error(
+                "server.body_limit",
+                "must be between 1024 and 16777216 bytes",
+            ));
+        }
+        Ok(ServerConfig {
+            listen,
+            public_url,
+            trust_forwarded: self.trust_forwarded.unwrap_or(false),
+            body_limit: body_limit as usize,
+            request_timeout: duration(
+                "server.request_timeout",
+                self.request_timeout.as_deref().unwrap_or("10s"),
+            )?,
+        })
+    }
+}
+
+fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    let value =
+        humantime::parse_duration(text).map_err(|e| error(key, format!("{text:?}: {e}")))?;
+    if value.is_zero() {
+        return Err(error(key, "must be greater than zero"));
+    }
+    Ok(value)
+}
+
+impl RawSession {
+    fn validate(self) -> Result<SessionConfig, ConfigError> {
+        let secret = |key: &str, s: &Secret| {
+            SessionSecret::new(s.expose().as_bytes()).map_err(|ShortSecret(n)| {
+                error(
+                    key,
+                    format!("is {n} bytes; at least 32 are required (try: openssl rand -hex 32)"),
+                )
+            })
+        };
+        let current = self
+            .secret
+            .as_ref()
+            .map(|s| secret("session.secret", s))
+            .transpose()?;
+        let previous = self
+            .previous_secrets
+            .unwrap_or_default()
+            .iter()
+            .map(|s| secret("session.previous_secrets", s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cookie_name = self.cookie_name.unwrap_or_else(|| "sms_session".into());
+        let is_token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if cookie_name.is_empty() || !cookie_name.chars().all(is_token_char) {
+            return Err(error(
+                "session.cookie_name",
+                format!("{cookie_name:?} is not a valid cookie name"),
+            ));
+        }
+        Ok(SessionConfig {
+            secret: current,
+            previous_secrets: previous,
+            ttl: duration("session.ttl", self.ttl.as_deref().unwrap_or("4h"))?,
+            cookie_name,
+        })
+    }
+}
+
+impl RawFlow {
+    fn validate(self) -> Result<FlowConfig, ConfigError> {
+        let kind = match self.kind.as_deref().unwrap_or("counter") {
+            "counter" => FlowKind::Counter,
+            "named-counter" => FlowKind::NamedCounter,
+            other => {
+                return Err(error(
+                    "flow.kind",
+                    format!("expected \"counter\" or \"named-counter\", got {other:?}"),
+                ));
+            }
+        };
+        Ok(FlowConfig {
+            kind,
+            callers: self.callers.unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NO_ENV: [(&str, &str); 0] = [];
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn embedded_default_is_local_development_mode() {
+        let config = Config::load(None, &NO_ENV).expect("default is valid");
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert!(config.twilio.dev_mode && config.twilio.validate_signatures);
+        assert_eq!(config.session.ttl, Duration::from_secs(4 * 3600));
+        assert_eq!(
+            config.flow.callers.get("+14158675308").map(String::as_str),
+            Some("Rey")
+        );
+    }
+
+    #[test]
+    fn a_token_opens_the_public_listen_address() {
+        let config = Config::load(None, &[("TWILIO_AUTH_TOKEN", "t")]).expect("valid");
+        assert_eq!(config.server.listen.to_string(), "0.0.0.0:8080");
+        assert!(!config.twilio.dev_mode);
+    }
+
+    #[test]
+    fn no_token_on_a_public_address_is_refused_naming_the_key() {
+        let err =
+            Config::load(None, &[("SMS_SESSIONS_LISTEN", "0.0.0.0:9000")]).expect_err("refused");
+        assert_eq!(err.key, "twilio.auth_token");
+        let err = Config::load(None, &[("PORT", "9000")]).expect_err("refused");
+        assert_eq!(err.key, "twilio.auth_token");
+    }
+
+    #[test]
+    fn env_wins_and_bad_values_name_their_key() {
+        let env = [
+            ("TWILIO_AUTH_TOKEN", "t"),
+            ("SMS_SESSIONS_SESSION_TTL", "90s"),
+            ("SMS_SESSIONS_SECRET", SECRET),
+        ];
+        let config = Config::load(None, &env).expect("valid");
+        assert_eq!(config.session.ttl, Duration::from_secs(90));
+        let cases: [(&str, &str, &str); 6] = [
+            ("SMS_SESSIONS_SESSION_TTL", "soon", "session.ttl"),
+            ("SMS_SESSIONS_SECRET", "short", "session.secret"),
+            ("SMS_SESSIONS_FLOW", "echo", "flow.kind"),
+            (
+                "SMS_SESSIONS_PUBLIC_URL",
+                "example.com",
+                "server.public_url",
+            ),
+            (
+                "SMS_SESSIONS_VALIDATE_SIGNATURES",
+                "maybe",
+                "SMS_SESSIONS_VALIDATE_SIGNATURES",
+            ),
+            ("SMS_SESSIONS_LOG_FORMAT", "xml", "log.format"),
+        ];
+        for (name, value, key) in cases {
+            let err =
+                Config::load(None, &[("TWILIO_AUTH_TOKEN", "t"), (name, value)]).expect_err(name);
+            assert_eq!(err.key, key, "{name}");
+        }
+    }
+
+    #[test]
+    fn file_overrides_default_and_unknown_keys_are_errors() {
+        let dir = std::env::temp_dir().join(format!("sms-sessions-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let good = dir.join("good.toml");
+        std::fs::write(
+            &good,
+            "[flow]\nkind = \"named-counter\"\n[flow.callers]\n\"+1\" = \"Ann\"\n",
+        )
+        .expect("write");
+        let config = Config::load(Some(&good), &NO_ENV).expect("valid");
+        assert_eq!(config.flow.kind, FlowKind::NamedCounter);
+        assert_eq!(
+            config.flow.callers.len(),
+            1,
+            "a file's callers replace the defaults"
+        );
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "[server]\nlisten_on = \"x\"\n").expect("write");
+        let err = Config::load(Some(&bad), &NO_ENV).expect_err("unknown key");
+        assert!(err.to_string().contains("listen_on"), "{err}");
+    }
+
+    #[test]
+    fn redacted_output_never_shows_secrets() {
+        let env = [
+            ("TWILIO_AUTH_TOKEN", "tok-123"),
+            ("SMS_SESSIONS_SECRET", SECRET),
+        ];
+        let config = Config::load(None, &env).expect("valid");
+        let shown = format!("{}{config:?}", config.redacted_toml());
+        assert!(
+            !shown.contains("tok-123") && !shown.contains(SECRET),
+            "{shown}"
+        );
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn public_url_is_normalised() {
+        let url = PublicUrl::parse("https://example.com/twilio/").expect("valid");
+        assert_eq!(url.as_str(), "https://example.com/twilio");
+        assert!(url.is_https());
+        assert!(PublicUrl::parse("https://example.com/?x=1").is_err());
+    }
+}

@@ -1,0 +1,4 @@
+pub mod config;
+pub mod flows;
+pub mod session;
+pub mod twilio;

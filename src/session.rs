@@ -1,0 +1,483 @@
+//! Conversation state in a signed cookie, one per (To, From) pair.
+//!
+//! Twilio keeps one cookie jar per (To, From) pair and drops it after 4 hours of inactivity,
+//! but the server never relies on that: the signed value carries the time of the last message
+//! and the pair it belongs to, and [`SessionCodec::load`] refuses anything it did not issue
+//! for this pair within the TTL.
+//!
+//! Wire format of the cookie value (every character is in the cookie octet set):
+//!
+//! ```text
+//! 1.<payload>.<mac>          payload = base64url("<last-seen unix secs>|<pair tag>|<data>")
+//!                            mac     = base64url(HMAC-SHA256(key, "<cookie name>." + payload))
+//! ```
+//!
+//! The pair tag is a keyed hash of To and From, so the cookie binds to the pair without
+//! carrying phone numbers in the clear; `data` is the flow's key/value state, form-encoded.
+//! Old secrets listed in `session.previous_secrets` still verify; new cookies always use the
+//! current secret.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The format version this build writes and reads.
+const VERSION: &str = "1";
+
+/// Browsers and Twilio cap a cookie (name, value and attributes) at 4096 bytes; leave room for
+/// the attributes.
+pub const MAX_COOKIE_BYTES: usize = 3800;
+
+/// Secrets shorter than this are refused: the MAC is only as strong as its key.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The flow's state: a small ordered map of strings, wherever it is stored.
+///
+/// Flows read and write it without knowing whether it travels in a cookie or lives in a
+/// server-side store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionData {
+    entries: BTreeMap<String, String>,
+}
+
+impl SessionData {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries.get(key).map(String::as_str)
+    }
+
+    /// Parses a value, treating an unparsable one as absent.
+    pub fn get_parsed<T: std::str::FromStr>(&self, key: &str) -> Option<T> {
+        self.get(key)?.parse().ok()
+    }
+
+    pub fn set(&mut self, key: impl Into<String>, value: impl ToString) {
+        self.entries.insert(key.into(), value.to_string());
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<String> {
+        self.entries.remove(key)
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    fn encode(&self) -> String {
+        let mut serializer = form_urlencoded::Serializer::new(String::new());
+        serializer.extend_pairs(&self.entries);
+        serializer.finish()
+    }
+
+    fn decode(text: &str) -> Self {
+        let entries = form_urlencoded::parse(text.as_bytes())
+            .into_owned()
+            .collect();
+        Self { entries }
+    }
+}
+
+/// The (To, From) pair a conversation belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pair<'a> {
+    pub to: &'a str,
+    pub from: &'a str,
+}
+
+/// A cookie-signing secret of at least [`MIN_SECRET_BYTES`]; `Debug` redacts it.
+#[derive(Clone)]
+pub struct SessionSecret(Vec<u8>);
+
+impl SessionSecret {
+    pub fn new(secret: impl Into<Vec<u8>>) -> Result<Self, ShortSecret> {
+        let secret = secret.into();
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(ShortSecret(secret.len()));
+        }
+        Ok(Self(secret))
+    }
+
+    /// A random secret for this process only: cookies die with the process.
+    pub fn random() -> Self {
+        Self(rand::random::<[u8; 32]>().to_vec())
+    }
+}
+
+impl fmt::Debug for SessionSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionSecret(<redacted>)")
+    }
+}
+
+/// The error for a secret below [`MIN_SECRET_BYTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("is {0} bytes; at least {MIN_SECRET_BYTES} are required")]
+pub struct ShortSecret(pub usize);
+
+/// How the request's session was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// No cookie: a new conversation.
+    New,
+    /// A valid cookie: the conversation goes on.
+    Resumed,
+    /// A valid cookie whose last message is older than the TTL.
+    Expired,
+    /// A cookie that this server did not issue for this pair.
+    Rejected(Rejection),
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Resumed => "resumed",
+            Self::Expired => "expired",
+            Self::Rejected(_) => "rejected",
+        }
+    }
+}
+
+/// Why a cookie was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("malformed cookie value")]
+    Malformed,
+    #[error("unknown cookie format version")]
+    UnknownVersion,
+    #[error("bad signature (tampered, unsigned or signed with an unknown secret)")]
+    BadSignature,
+    #[error("cookie belongs to another (To, From) pair")]
+    OtherPair,
+}
+
+/// The state does not fit in a cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("session state needs a {0}-byte cookie; the limit is {MAX_COOKIE_BYTES}")]
+pub struct TooLarge(pub usize);
+
+/// Encodes and decodes session cookies.
+#[derive(Clone)]
+pub struct SessionCodec {
+    name: String,
+    ttl: Duration,
+    /// The current key first, then previous ones (verification only).
+    keys: Vec<HmacSha256>,
+}
+
+impl fmt::Debug for SessionCodec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionCodec")
+            .field("name", &self.name)
+            .field("ttl", &self.ttl)
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+impl SessionCodec {
+    pub fn new(
+        name: impl Into<String>,
+        ttl: Duration,
+        current: &SessionSecret,
+        previous: &[SessionSecret],
+    ) -> Self {
+        let keys = std::iter::once(current)
+            .chain(previous)
+            .map(|secret| {
+                HmacSha256::new_from_slice(&secret.0).expect("HMAC takes keys of any length")
+            })
+            .collect();
+        Self {
+            name: name.into(),
+            ttl,
+            keys,
+        }
+    }
+
+    pub fn cookie_name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Finds this pair's session among the request's `Cookie` header values.
+    ///
+    /// The first cookie of our name that verifies wins; otherwise the first one's failure is
+    /// the outcome, and the session starts empty.
+    pub fn load<'h>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'h str>,
+        pair: Pair<'_>,
+        now: u64,
+    ) -> (SessionData, Outcome) {
+        let mut first_failure = None;
+        for value in cookie_values(cookie_headers, &self.name) {
+            match self.decode(value, pair, now) {
+                Ok(data) => return (data, Outcome::Resumed),
+                Err(outcome) => {
+                    first_failure.get_or_insert(outcome);
+                }
+            }
+        }
+        (
+            SessionData::default(),
+            first_failure.unwrap_or(Outcome::New),
+        )
+    }
+
+    /// Decodes one cookie value; the error is [`Outcome::Expired`] or [`Outcome::Rejected`].
+    pub fn decode(&self, value: &str, pair: Pair<'_>, now: u64) -> Result<SessionData, Outcome> {
+        let reject = |why| Outcome::Rejected(why);
+        let mut parts = value.split('.');
+        let (Some(version), Some(payload), Some(mac), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(reject(Rejection::Malformed));
+        };
+        if version != VERSION {
+            return Err(reject(Rejection::UnknownVersion));
+        }
+        let mac = URL_SAFE_NO_PAD
+            .decode(mac)
+            .map_err(|_| reject(Rejection::Malformed))?;
+        let key = self
+            .verifying_key(payload, &mac)
+            .ok_or(reject(Rejection::BadSignature))?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| reject(Rejection::Malformed))?;
+        let payload = std::str::from_utf8(&payload).map_err(|_| reject(Rejection::Malformed))?;
+        let mut fields = payload.splitn(3, '|');
+        let (Some(last_seen), Some(tag), Some(data)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            return Err(reject(Rejection::Malformed));
+        };
+        let last_seen: u64 = last_seen
+            .parse()
+            .map_err(|_| reject(Rejection::Malformed))?;
+        if !bool::from(tag.as_bytes().ct_eq(pair_tag(key, pair).as_bytes())) {
+            return Err(reject(Rejection::OtherPair));
+        }
+        if now.saturating_sub(last_seen) > self.ttl.as_secs() {
+            return Err(Outcome::Expired);
+        }
+        Ok(SessionData::decode(data))
+    }
+
+    /// The signed cookie value for this state, stamped `now`, with the current secret.
+    pub fn encode(&self, data: &SessionData, pair: Pair<'_>, now: u64) -> Result<String, TooLarge> {
+        let key = &self.keys[0];
+        let payload = format!("{now}|{}|{}", pair_tag(key, pair), data.encode());
+        let payload = URL_SAFE_NO_PAD.encode(payload);
+        let mac = URL_SAFE_NO_PAD.encode(self.mac(key, &payload));
+        let value = format!("{VERSION}.{payload}.{mac}");
+        let size = self.name.len() + 1 + value.len();
+        if size > MAX_COOKIE_BYTES {
+            return Err(TooLarge(size));
+        }
+        Ok(value)
+    }
+
+    /// The `Set-Cookie` header value that stores `value` for the TTL.
+    pub fn set_cookie(&self, value: &str, secure: bool) -> String {
+        let secure = if secure { "; Secure" } else { "" };
+        format!(
+            "{}={value}; Max-Age={}; Path=/; HttpOnly{secure}",
+            self.name,
+            self.ttl.as_secs()
+        )
+    }
+
+    fn mac(&self, key: &HmacSha256, payload: &str) -> [u8; 32] {
+        let mut mac = key.clone();
+        mac.update(self.name.as_bytes());
+        mac.update(b".");
+        mac.update(payload.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    fn verifying_key(&self, payload: &str, claimed: &[u8]) -> Option<&HmacSha256> {
+        self.keys
+            .iter()
+            .find(|key| bool::from(self.mac(key, payload).as_slice().ct_eq(claimed)))
+    }
+}
+
+/// A keyed, truncated hash of the pair: binds the cookie without revealing the numbers.
+fn pair_tag(key: &HmacSha256, pair: Pair<'_>) -> String {
+    let mut mac = key.clone();
+    mac.update(b"pair\0");
+    mac.update(pair.to.as_bytes());
+    mac.update(b"\0");
+    mac.update(pair.from.as_bytes());
+    let digest = mac.finalize().into_bytes();
+    URL_SAFE_NO_PAD.encode(&digest[..12])
+}
+
+/// The values of every cookie called `name` in these `Cookie` header values, in order.
+pub fn cookie_values<'h>(
+    headers: impl IntoIterator<Item = &'h str>,
+    name: &str,
+) -> impl Iterator<Item = &'h str> {
+    headers
+        .into_iter()
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(move |(key, _)| key.trim() == name)
+        .map(|(_, value)| value.trim().trim_matches('"'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: Duration = Duration::from_secs(4 * 3600);
+    const PAIR: Pair<'static> = Pair {
+        to: "+14155550100",
+        from: "+14155550199",
+    };
+
+    fn secret(byte: u8) -> SessionSecret {
+        SessionSecret::new(vec![byte; 32]).expect("32 bytes")
+    }
+
+    fn codec() -> SessionCodec {
+        SessionCodec::new("sms_session", TTL, &secret(1), &[])
+    }
+
+    fn counted(n: u32) -> SessionData {
+        let mut data = SessionData::default();
+        data.set("count", n);
+        data
+    }
+
+    #[test]
+    fn round_trips_within_the_ttl() {
+        let value = codec().encode(&counted(3), PAIR, 1_000).expect("fits");
+        let header = format!("other=1; sms_session={value}");
+        let (data, outcome) = codec().load([header.as_str()], PAIR, 1_000 + TTL.as_secs());
+        assert_eq!((data, outcome), (counted(3), Outcome::Resumed));
+    }
+
+    #[test]
+    fn expires_one_second_after_the_ttl() {
+        let value = codec().encode(&counted(3), PAIR, 1_000).expect("fits");
+        let late = codec().decode(&value, PAIR, 1_001 + TTL.as_secs());
+        assert_eq!(late, Err(Outcome::Expired));
+    }
+
+    #[test]
+    fn another_pair_is_rejected() {
+        let value = codec().encode(&counted(3), PAIR, 1_000).expect("fits");
+        let other = Pair {
+            to: PAIR.to,
+            from: "+14155550123",
+        };
+        assert_eq!(
+            codec().decode(&value, other, 1_000),
+            Err(Outcome::Rejected(Rejection::OtherPair))
+        );
+    }
+
+    #[test]
+    fn any_changed_character_is_rejected() {
+        let value = codec().encode(&counted(3), PAIR, 1_000).expect("fits");
+        for i in 0..value.len() {
+            let mut bytes = value.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let tampered = String::from_utf8(bytes).expect("ascii");
+            assert!(
+                matches!(
+                    codec().decode(&tampered, PAIR, 1_000),
+                    Err(Outcome::Rejected(_))
+                ),
+                "{i}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_version_and_garbage_are_named() {
+        let value = codec().encode(&counted(3), PAIR, 1_000).expect("fits");
+        let v2 = format!("2{}", &value[1..]);
+        assert_eq!(
+            codec().decode(&v2, PAIR, 1_000),
+            Err(Outcome::Rejected(Rejection::UnknownVersion))
+        );
+        assert_eq!(
+            codec().decode("garbage", PAIR, 1_000),
+            Err(Outcome::Rejected(Rejection::Malformed))
+        );
+    }
+
+    #[test]
+    fn previous_secret_still_verifies_and_new_cookies_use_the_current_one() {
+        let old = SessionCodec::new("sms_session", TTL, &secret(9), &[]);
+        let rotated = SessionCodec::new("sms_session", TTL, &secret(1), &[secret(9)]);
+        let value = old.encode(&counted(2), PAIR, 1_000).expect("fits");
+        assert_eq!(rotated.decode(&value, PAIR, 1_000), Ok(counted(2)));
+        let reissued = rotated.encode(&counted(3), PAIR, 1_000).expect("fits");
+        assert!(old.decode(&reissued, PAIR, 1_000).is_err());
+        assert_eq!(codec().decode(&reissued, PAIR, 1_000), Ok(counted(3)));
+    }
+
+    #[test]
+    fn oversized_state_is_an_error_not_a_truncation() {
+        let mut data = SessionData::default();
+        data.set("notes", "x".repeat(4000));
+        assert!(matches!(
+            codec().encode(&data, PAIR, 1_000),
+            Err(TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn values_stay_in_the_cookie_octet_set() {
+        let mut data = SessionData::default();
+        data.set("text", "tab\there\r\n; \"quoted\" \\ ünïcode 👍 ,=");
+        let value = codec().encode(&data, PAIR, 1_000).expect("fits");
+        assert!(
+            value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+            "{value}"
+        );
+        assert_eq!(codec().decode(&value, PAIR, 1_000), Ok(data));
+    }
+
+    #[test]
+    fn set_cookie_carries_the_ttl_and_flags() {
+        assert_eq!(
+            codec().set_cookie("v", true),
+            "sms_session=v; Max-Age=14400; Path=/; HttpOnly; Secure"
+        );
+        assert_eq!(
+            codec().set_cookie("v", false),
+            "sms_session=v; Max-Age=14400; Path=/; HttpOnly"
+        );
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert_eq!(SessionSecret::new("short").err(), Some(ShortSecret(5)));
+    }
+}
