@@ -1,4 +1,9 @@
+pub mod app;
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod flows;
+pub mod logging;
+pub mod routes;
 pub mod session;
 pub mod twilio;

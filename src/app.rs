@@ -1,0 +1,123 @@
+//! The application: shared state, the router, and the server loop with graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::Config;
+use crate::flows::{self, Flow};
+use crate::logging::{RequestIds, observe};
+use crate::routes::{health, sms, status};
+use crate::session::{SessionCodec, SessionSecret};
+use crate::twilio::public_url::UrlSource;
+use crate::twilio::webhook::{WebhookGate, gate, plain};
+
+/// Everything a request needs, cheap to clone (one `Arc` each).
+#[derive(Clone)]
+pub struct AppState {
+    pub sessions: Arc<SessionCodec>,
+    pub flow: Arc<dyn Flow>,
+    pub gate: Arc<WebhookGate>,
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    /// Builds the state from a validated configuration, with the configured flow.
+    pub fn new(config: Config) -> Self {
+        let flow = flows::from_config(&config.flow);
+        Self::with_flow(config, flow)
+    }
+
+    /// Builds the state with a flow of your own (see `examples/`).
+    pub fn with_flow(config: Config, flow: Arc<dyn Flow>) -> Self {
+        let session = &config.session;
+        let secret = session.secret.clone().unwrap_or_else(SessionSecret::random);
+        let sessions = SessionCodec::new(
+            &session.cookie_name,
+            session.ttl,
+            &secret,
+            &session.previous_secrets,
+        );
+        let gate = WebhookGate {
+            tokens: config.twilio.auth_tokens.clone().into(),
+            validate: config.twilio.validate_signatures,
+            url_source: UrlSource::new(
+                config.server.public_url.clone(),
+                config.server.trust_forwarded,
+            ),
+            body_limit: config.server.body_limit,
+        };
+        Self {
+            sessions: Arc::new(sessions),
+            flow,
+            gate: Arc::new(gate),
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// The whole HTTP surface. Layers, outermost first, and why in this order:
+///
+/// 1. `observe`: request id and the request log, so even timeouts and rejections are logged
+///    with their id and latency;
+/// 2. timeout: answers 503 before Twilio's own 15 s limit gives up on us;
+/// 3. on the webhook routes only, the gate: body limit (413), form check (415), signature
+///    (403) — before any handler sees a byte.
+pub fn router(state: AppState) -> Router {
+    let timeout = state.config.server.request_timeout;
+    let webhooks = Router::new()
+        .route("/sms", post(sms::inbound).get(sms::inbound))
+        .route("/sms/status", post(status::status))
+        .route_layer(from_fn_with_state(state.gate.clone(), gate));
+    Router::new()
+        .merge(webhooks)
+        .route("/healthz", get(health::healthz))
+        .fallback(|| async { (StatusCode::NOT_FOUND, plain("not found\n".to_owned())) })
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        .layer(from_fn_with_state(Arc::new(RequestIds::default()), observe))
+}
+
+/// Serves `router(state)` on an already-bound listener until `shutdown` resolves, then lets
+/// in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what `docker stop` sends).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight webhooks");
+}

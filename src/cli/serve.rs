@@ -1,0 +1,109 @@
+//! `serve` and `healthcheck`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use super::ConfigArg;
+use crate::app::{AppState, serve as serve_app, shutdown_signal};
+use crate::config::{Config, DEV_AUTH_TOKEN};
+use crate::logging;
+
+pub async fn serve(arg: &ConfigArg) -> ExitCode {
+    let config = match arg.load() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("sms-sessions: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(config.log_format);
+    warn_about_insecure_settings(&config);
+    let listener = match TcpListener::bind(config.server.listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(listen = %config.server.listen, %error, "cannot bind");
+            return ExitCode::from(1);
+        }
+    };
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| config.server.listen.to_string(), |a| a.to_string());
+    tracing::info!(%address, flow = ?config.flow.kind, "sms-sessions listening; POST /sms, POST /sms/status, GET /healthz");
+    match serve_app(listener, AppState::new(config), shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "server stopped");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn warn_about_insecure_settings(config: &Config) {
+    if !config.twilio.validate_signatures {
+        tracing::warn!(
+            "SIGNATURE VALIDATION IS OFF: anyone who can reach this server can post webhooks. \
+             Only do this for local experiments."
+        );
+    } else if config.twilio.dev_mode {
+        tracing::warn!(
+            token = DEV_AUTH_TOKEN,
+            "no TWILIO_AUTH_TOKEN set: local development mode, loopback only, webhooks must be \
+             signed with the development token (sms-sessions sign/send use it by default)"
+        );
+    }
+    if config.session.secret.is_none() {
+        tracing::warn!(
+            "no SMS_SESSIONS_SECRET set: using a random per-process cookie key; every conversation \
+             restarts when the process does. Set a secret of 32+ bytes in production."
+        );
+    }
+}
+
+/// Exits 0 when `GET /healthz` answers 200 within 3 s.
+pub async fn healthcheck(arg: &ConfigArg, url: Option<String>) -> ExitCode {
+    let url = match url {
+        Some(url) => url,
+        None => match arg.load() {
+            Ok(config) => format!("http://{}/healthz", loopback_for(config.server.listen)),
+            Err(error) => {
+                eprintln!("sms-sessions: invalid configuration: {error}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match tokio::time::timeout(
+        Duration::from_secs(3),
+        crate::client::http::get_status(&url),
+    )
+    .await
+    {
+        Ok(Ok(200)) => ExitCode::SUCCESS,
+        Ok(Ok(status)) => {
+            eprintln!("healthcheck: {url} answered {status}");
+            ExitCode::from(1)
+        }
+        Ok(Err(error)) => {
+            eprintln!("healthcheck: {url}: {error}");
+            ExitCode::from(1)
+        }
+        Err(_) => {
+            eprintln!("healthcheck: {url}: no answer within 3 s");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A wildcard bind address is reached through loopback.
+fn loopback_for(listen: std::net::SocketAddr) -> std::net::SocketAddr {
+    let mut address = listen;
+    if address.ip().is_unspecified() {
+        address.set_ip(if listen.is_ipv4() {
+            [127, 0, 0, 1].into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    address
+}

@@ -1,0 +1,169 @@
+//! Tracing set-up, the one-line-per-webhook request log, and phone-number masking.
+//!
+//! Every request gets an id (a sane incoming `X-Request-Id` is kept, else one is made), echoed
+//! in the response and carried by a span, so the warnings a request causes share its id. After
+//! the response, one line at info records what an operator needs and nothing they must not
+//! see: the MessageSid, masked numbers, the session outcome, the status and the latency.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+use crate::routes::WebhookLog;
+use crate::twilio::webhook::Rejection;
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// Installs the global subscriber: `RUST_LOG` filters (default `info`), text or JSON lines on
+/// stdout. Safe to call twice (the second call does nothing).
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stdout().is_terminal())
+            .try_init(),
+    };
+}
+
+/// `+14155550199` → `+14*******99`; `whatsapp:+14155550199` → `whatsapp:+14*******99`.
+/// Enough to tell numbers apart in a log, not enough to call them.
+pub fn mask_phone(address: &str) -> String {
+    let (channel, number) = match address.split_once(':') {
+        Some((channel, number)) => (&address[..=channel.len()], number),
+        None => ("", address),
+    };
+    let chars: Vec<char> = number.chars().collect();
+    if chars.len() <= 6 {
+        return format!("{channel}{}", "*".repeat(chars.len()));
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 2..].iter().collect();
+    format!("{channel}{head}{}{tail}", "*".repeat(chars.len() - 5))
+}
+
+/// Makes request ids: a random per-process prefix and a counter (cheap, unique, sortable).
+#[derive(Debug)]
+pub struct RequestIds {
+    prefix: u32,
+    next: AtomicU64,
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self {
+            prefix: rand::random(),
+            next: AtomicU64::new(1),
+        }
+    }
+}
+
+impl RequestIds {
+    fn make(&self) -> HeaderValue {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::try_from(format!("{:08x}-{n:06}", self.prefix))
+            .expect("hex and digits are valid")
+    }
+
+    /// Keeps an incoming id only when it is short and plain (it ends up in logs).
+    fn pick(&self, incoming: Option<&HeaderValue>) -> HeaderValue {
+        let plain = |v: &&HeaderValue| {
+            let bytes = v.as_bytes();
+            !bytes.is_empty()
+                && bytes.len() <= 64
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+        };
+        incoming
+            .filter(plain)
+            .cloned()
+            .unwrap_or_else(|| self.make())
+    }
+}
+
+/// The request-id and request-log middleware (outermost).
+pub async fn observe(
+    State(ids): State<Arc<RequestIds>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let id = ids.pick(request.headers().get(REQUEST_ID));
+    request.headers_mut().insert(REQUEST_ID, id.clone());
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let id_text = id.to_str().unwrap_or_default().to_owned();
+    let span = tracing::info_span!("request", request_id = %id_text);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    response.headers_mut().insert(REQUEST_ID, id);
+    let _entered = span.enter();
+    record(&method, &path, &response, started.elapsed().as_micros());
+    response
+}
+
+fn record(method: &axum::http::Method, path: &str, response: &Response, latency_us: u128) {
+    let status = response.status().as_u16();
+    if path == "/healthz" {
+        tracing::debug!(%method, path, status, latency_us, "health check");
+        return;
+    }
+    let rejected = response.extensions().get::<Rejection>();
+    let log = response.extensions().get::<WebhookLog>();
+    let from = log.map(|l| mask_phone(&l.from)).unwrap_or_default();
+    let to = log.map(|l| mask_phone(&l.to)).unwrap_or_default();
+    tracing::info!(
+        %method,
+        path,
+        status,
+        latency_us,
+        message_sid = log.map_or("", |l| l.message_sid.as_str()),
+        from,
+        to,
+        session = log.and_then(|l| l.session).unwrap_or(""),
+        message_status = log.and_then(|l| l.message_status.as_deref()).unwrap_or(""),
+        rejected = rejected.map_or("", |r| r.label()),
+        reason = %rejected.map(ToString::to_string).unwrap_or_default(),
+        "webhook"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_keep_only_the_ends() {
+        assert_eq!(mask_phone("+14155550199"), "+14*******99");
+        assert_eq!(mask_phone("whatsapp:+14155550199"), "whatsapp:+14*******99");
+        assert_eq!(mask_phone("12345"), "*****");
+        assert_eq!(mask_phone(""), "");
+    }
+
+    #[test]
+    fn incoming_request_ids_are_kept_only_when_plain() {
+        let ids = RequestIds::default();
+        let good = HeaderValue::from_static("abc-123");
+        assert_eq!(ids.pick(Some(&good)), good);
+        let evil = HeaderValue::from_static("a b\" injected=1");
+        assert_ne!(ids.pick(Some(&evil)), evil);
+        assert_ne!(ids.pick(None), ids.pick(None));
+    }
+}

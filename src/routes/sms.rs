@@ -1,0 +1,79 @@
+//! `POST /sms` (and `GET /sms`, for numbers configured to use GET): one inbound text in, one
+//! TwiML reply out, with the conversation's cookie re-issued.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::WebhookLog;
+use crate::app::AppState;
+use crate::logging::mask_phone;
+use crate::session::{Outcome, Pair};
+use crate::twilio::inbound::InboundMessage;
+use crate::twilio::webhook::{WebhookParams, plain};
+
+pub async fn inbound(
+    State(state): State<AppState>,
+    params: WebhookParams,
+    headers: HeaderMap,
+) -> Response {
+    let message = match InboundMessage::from_pairs(&params.pairs) {
+        Ok(message) => message,
+        Err(missing) => {
+            return (StatusCode::BAD_REQUEST, plain(format!("{missing}\n"))).into_response();
+        }
+    };
+    let pair = Pair {
+        to: &message.to,
+        from: &message.from,
+    };
+    let now = unix_now();
+    let cookies = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let (mut data, outcome) = state.sessions.load(cookies, pair, now);
+    log_fresh_start(outcome, &message);
+
+    let reply = state.flow.reply(&message, &mut data);
+    let cookie = match state.sessions.encode(&data, pair, now) {
+        Ok(value) => state.sessions.set_cookie(&value, params.secure),
+        Err(too_large) => {
+            tracing::error!(error = %too_large, "the flow's state does not fit in a cookie");
+            let reason = plain("session state too large for a cookie\n".to_owned());
+            return (StatusCode::INTERNAL_SERVER_ERROR, reason).into_response();
+        }
+    };
+    let mut response = reply.into_response();
+    if let Ok(value) = HeaderValue::try_from(cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response.extensions_mut().insert(WebhookLog {
+        message_sid: message.message_sid,
+        from: message.from,
+        to: message.to,
+        session: Some(outcome.as_str()),
+        message_status: None,
+    });
+    response
+}
+
+fn log_fresh_start(outcome: Outcome, message: &InboundMessage) {
+    let (from, to) = (mask_phone(&message.from), mask_phone(&message.to));
+    match outcome {
+        Outcome::Expired => {
+            tracing::info!(%from, %to, "session expired; starting a fresh conversation")
+        }
+        Outcome::Rejected(why) => {
+            tracing::warn!(%from, %to, reason = %why, "session cookie rejected; starting a fresh conversation")
+        }
+        Outcome::New | Outcome::Resumed => {}
+    }
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before 1970, which only makes cookies expire).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}

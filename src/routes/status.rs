@@ -1,0 +1,34 @@
+//! `POST /sms/status`: message status callbacks, logged and acknowledged with 204.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::WebhookLog;
+use crate::twilio::inbound::StatusCallback;
+use crate::twilio::webhook::{WebhookParams, plain};
+
+pub async fn status(params: WebhookParams) -> Response {
+    let callback = match StatusCallback::from_pairs(&params.pairs) {
+        Ok(callback) => callback,
+        Err(missing) => {
+            return (StatusCode::BAD_REQUEST, plain(format!("{missing}\n"))).into_response();
+        }
+    };
+    if let Some(code) = &callback.error_code {
+        tracing::warn!(
+            message_sid = %callback.message_sid,
+            message_status = %callback.message_status,
+            error_code = %code,
+            "message delivery reported an error"
+        );
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.extensions_mut().insert(WebhookLog {
+        message_sid: callback.message_sid,
+        from: callback.from.unwrap_or_default(),
+        to: callback.to.unwrap_or_default(),
+        session: None,
+        message_status: Some(callback.message_status),
+    });
+    response
+}
