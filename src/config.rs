@@ -217,7 +217,7 @@ impl Env for ProcessEnv {
     }
 }
 
-impl<const N: usize> Env for [(&str, &str); N] {
+impl Env for [(&str, &str)] {
     fn var(&self, name: &str) -> Option<String> {
         self.iter()
             .find(|(key, _)| *key == name)
@@ -225,9 +225,15 @@ impl<const N: usize> Env for [(&str, &str); N] {
     }
 }
 
+impl<const N: usize> Env for [(&str, &str); N] {
+    fn var(&self, name: &str) -> Option<String> {
+        self.as_slice().var(name)
+    }
+}
+
 impl Config {
     /// Loads the embedded default, then `file`, then `env`, and validates the result.
-    pub fn load(file: Option<&Path>, env: &impl Env) -> Result<Self, ConfigError> {
+    pub fn load(file: Option<&Path>, env: &(impl Env + ?Sized)) -> Result<Self, ConfigError> {
         let mut table: toml::Table = DEFAULT_TOML
             .parse()
             .map_err(|e| error("config/default.toml", e))?;
@@ -320,7 +326,7 @@ fn merge(base: &mut toml::Table, overlay: toml::Table, prefix: &str) {
 }
 
 /// Reads `NAME`, or the file named by `NAME_FILE` (trailing newline trimmed).
-fn env_or_file(env: &impl Env, name: &str) -> Result<Option<String>, ConfigError> {
+fn env_or_file(env: &(impl Env + ?Sized), name: &str) -> Result<Option<String>, ConfigError> {
     if let Some(value) = env.var(name) {
         return Ok(Some(value));
     }
@@ -345,7 +351,7 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
 }
 
 impl Raw {
-    fn apply_env(&mut self, env: &impl Env) -> Result<(), ConfigError> {
+    fn apply_env(&mut self, env: &(impl Env + ?Sized)) -> Result<(), ConfigError> {
         if let Some(port) = env.var("PORT") {
             self.server.listen = Some(format!("0.0.0.0:{port}"));
         }

@@ -1,0 +1,175 @@
+//! Shared by the black-box tests: start the real server on 127.0.0.1:0 and talk to it the way
+//! Twilio does (signed form posts, one cookie jar per (To, From) pair).
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+use sms_sessions::app::{AppState, serve};
+use sms_sessions::client::http::{self, Reply};
+use sms_sessions::config::Config;
+use sms_sessions::twilio::signature::AuthToken;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const TOKEN: &str = "test-auth-token-0123456789abcdef";
+pub const SECRET: &str = "test-session-secret-0123456789abcdef";
+
+/// A server running in this process; dropped → shut down.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    /// Starts with the test token and secret plus `env` (which wins).
+    pub async fn start(env: &[(&str, &str)]) -> Self {
+        let mut all = vec![
+            ("TWILIO_AUTH_TOKEN", TOKEN),
+            ("SMS_SESSIONS_SECRET", SECRET),
+        ];
+        all.extend_from_slice(env);
+        let config = Config::load(None, all.as_slice()).expect("test config is valid");
+        Self::with_state(AppState::new(config)).await
+    }
+
+    pub async fn with_state(state: AppState) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let addr = listener.local_addr().expect("bound");
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(serve(listener, state, async move {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Begins graceful shutdown and waits for the server to finish.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.handle
+            .take()
+            .expect("running")
+            .await
+            .expect("server task")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Form-encodes pairs.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// POSTs a form to `url` with the given extra headers (no signature added).
+pub async fn post_raw(url: &str, body: impl Into<Bytes>, headers: &[(&str, &str)]) -> Reply {
+    let mut request = Request::post(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(body.into())).expect("valid request");
+    http::send(request).await.expect("server answers")
+}
+
+/// POSTs a form signed with `token` for `signed_url`, with extra headers.
+pub async fn post_signed(
+    url: &str,
+    signed_url: &str,
+    pairs: &[(&str, &str)],
+    token: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let signature = AuthToken::new(token)
+        .expect("token")
+        .sign(signed_url, pairs);
+    let mut all = vec![
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("x-twilio-signature", signature.as_str()),
+    ];
+    all.extend_from_slice(headers);
+    post_raw(url, form(pairs), &all).await
+}
+
+/// The body as text.
+pub fn text(reply: &Reply) -> String {
+    String::from_utf8_lossy(&reply.body).into_owned()
+}
+
+/// `name=value` of the reply's Set-Cookie, if any.
+pub fn set_cookie(reply: &Reply) -> Option<String> {
+    let header = reply.headers.get("set-cookie")?.to_str().ok()?;
+    Some(header.split(';').next()?.to_owned())
+}
+
+/// One phone texting one Twilio number: keeps that pair's cookie like Twilio's jar does.
+pub struct Phone {
+    pub from: String,
+    pub to: String,
+    pub cookie: Option<String>,
+    sent: u32,
+}
+
+impl Phone {
+    pub fn new(from: &str, to: &str) -> Self {
+        Self {
+            from: from.into(),
+            to: to.into(),
+            cookie: None,
+            sent: 0,
+        }
+    }
+
+    /// Sends one text to `/sms` of `server`, signed for its URL; stores the returned cookie.
+    pub async fn text(&mut self, server: &TestServer, body: &str) -> Reply {
+        self.sent += 1;
+        let sid = format!("SM{:032x}", self.sent);
+        let pairs = [
+            ("MessageSid", sid.as_str()),
+            ("From", self.from.as_str()),
+            ("To", self.to.as_str()),
+            ("Body", body),
+        ];
+        let url = server.url("/sms");
+        let cookie = self.cookie.clone();
+        let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("cookie", c.as_str())).collect();
+        let reply = post_signed(&url, &url, &pairs, TOKEN, &headers).await;
+        if let Some(cookie) = set_cookie(&reply) {
+            self.cookie = Some(cookie);
+        }
+        reply
+    }
+}
+
+/// The text of the first `<Message>` in a TwiML reply.
+pub fn message_text(reply: &Reply) -> String {
+    let body = text(reply);
+    let start = body.find("<Message>").map(|i| i + "<Message>".len());
+    let end = body.find("</Message>");
+    match (start, end) {
+        (Some(start), Some(end)) if start <= end => body[start..end].to_owned(),
+        _ => panic!("no <Message> in {body}"),
+    }
+}
