@@ -1,3 +1,28 @@
+//! sms-sessions: hold real conversations over SMS with Twilio webhooks.
+//!
+//! Every inbound text is its own signed HTTP webhook. The server proves it came from Twilio,
+//! finds the conversation's state in a signed cookie scoped to the (To, From) pair (Twilio keeps
+//! one cookie jar per pair), lets a [`flows::Flow`] decide the reply, and answers with TwiML
+//! while re-issuing the cookie.
+//!
+//! # Layout
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`twilio::signature`] | pure: Twilio's `X-Twilio-Signature` (server and client tools share it) |
+//! | [`twilio::public_url`] | rebuilding the URL Twilio signed, behind proxies too |
+//! | [`twilio::webhook`] | the gate: body limit, form decode, signature check, rejections |
+//! | [`twilio::inbound`] | typed inbound message and status callback |
+//! | [`twilio::twiml`] | the `MessagingResponse` builder (byte-compatible with twilio-python) |
+//! | [`session`] | the signed, pair-bound, time-stamped cookie codec and the flow-visible state |
+//! | [`flows`] | the `Flow` trait and the tutorial flows |
+//! | [`config`] | typed configuration: embedded default, file, environment |
+//! | [`app`] | state, router (layers in one place), serve with graceful shutdown |
+//! | [`routes`] | thin handlers: `/sms`, `/sms/status`, `/healthz` |
+//! | [`logging`] | tracing set-up, the one line per webhook, phone-number masking |
+//! | [`client`] | the Twilio-like client behind `sign`, `send`, `chat`, `healthcheck` |
+//! | [`cli`] | the command line |
+
 pub mod app;
 pub mod cli;
 pub mod client;
