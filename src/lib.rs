@@ -32,3 +32,8 @@ pub mod logging;
 pub mod routes;
 pub mod session;
 pub mod twilio;
+
+/// The README's Rust examples compile as doctests, so the README stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
