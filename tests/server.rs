@@ -438,3 +438,21 @@ async fn graceful_shutdown_finishes_and_returns() {
         .expect("stops promptly")
         .expect("clean exit");
 }
+
+#[tokio::test]
+async fn a_stalled_upload_gets_503_after_the_request_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(&[("SMS_SESSIONS_REQUEST_TIMEOUT", "300ms")]).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let head = "POST /sms HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                Content-Length: 100\r\nX-Twilio-Signature: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\nFrom=";
+    stream.write_all(head.as_bytes()).await.expect("send head");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    read.expect("answered before the client gave up")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+}
