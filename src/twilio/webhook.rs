@@ -130,8 +130,10 @@ impl WebhookGate {
             let signature = parts
                 .headers
                 .get(SIGNATURE_HEADER)
-                .and_then(|value| value.to_str().ok())
                 .ok_or(Rejection::MissingSignature)?;
+            let signature = signature
+                .to_str()
+                .map_err(|_| Rejection::BadSignature(Invalid::Malformed))?;
             let signed: &[(String, String)] = if parts.method == Method::POST {
                 &pairs
             } else {
