@@ -10,9 +10,10 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::config::Config;
+use crate::config::{Config, MetricsExposure};
 use crate::flows::{self, Flow};
-use crate::logging::{RequestIds, observe};
+use crate::logging::{Observer, observe};
+use crate::metrics::{self, Metrics};
 use crate::routes::{health, sms, status};
 use crate::session::{SessionCodec, SessionSecret};
 use crate::twilio::public_url::UrlSource;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub flow: Arc<dyn Flow>,
     pub gate: Arc<WebhookGate>,
     pub config: Arc<Config>,
+    /// `None` when `server.metrics = false`.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl AppState {
@@ -53,11 +56,14 @@ impl AppState {
             ),
             body_limit: config.server.body_limit,
         };
+        let metrics =
+            (config.server.metrics != MetricsExposure::Off).then(|| Arc::new(Metrics::new()));
         Self {
             sessions: Arc::new(sessions),
             flow,
             gate: Arc::new(gate),
             config: Arc::new(config),
+            metrics,
         }
     }
 }
@@ -71,12 +77,22 @@ impl AppState {
 ///    (403) — before any handler sees a byte.
 pub fn router(state: AppState) -> Router {
     let timeout = state.config.server.request_timeout;
+    let observer = Arc::new(Observer {
+        ids: Default::default(),
+        metrics: state.metrics.clone(),
+    });
+    // `GET /metrics` here unless it is off or has a listener of its own.
+    let scrape = match (&state.metrics, state.config.server.metrics) {
+        (Some(registry), MetricsExposure::Main) => metrics::router(registry.clone()),
+        _ => Router::new(),
+    };
     let webhooks = Router::new()
         .route("/sms", post(sms::inbound).get(sms::inbound))
         .route("/sms/status", post(status::status))
         .route_layer(from_fn_with_state(state.gate.clone(), gate));
     Router::new()
         .merge(webhooks)
+        .merge(scrape)
         .route("/healthz", get(health::healthz))
         .fallback(|| async { (StatusCode::NOT_FOUND, plain("not found\n".to_owned())) })
         .with_state(state)
@@ -84,7 +100,7 @@ pub fn router(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
-        .layer(from_fn_with_state(Arc::new(RequestIds::default()), observe))
+        .layer(from_fn_with_state(observer, observe))
 }
 
 /// Serves `router(state)` on an already-bound listener until `shutdown` resolves, then lets

@@ -96,6 +96,17 @@ pub enum FlowKind {
     NamedCounter,
 }
 
+/// Where `GET /metrics` is served (`server.metrics`, `server.metrics_listen`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsExposure {
+    /// `server.metrics = false`: not recorded, not served.
+    Off,
+    /// On the main listener, next to the webhooks (the default).
+    Main,
+    /// On a listener of its own, e.g. a private interface Prometheus can reach.
+    Separate(SocketAddr),
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -120,6 +131,7 @@ pub struct ServerConfig {
     pub trust_forwarded: bool,
     pub body_limit: usize,
     pub request_timeout: Duration,
+    pub metrics: MetricsExposure,
 }
 
 #[derive(Debug, Clone)]
@@ -171,6 +183,8 @@ struct RawServer {
     trust_forwarded: Option<bool>,
     body_limit: Option<u64>,
     request_timeout: Option<String>,
+    metrics: Option<bool>,
+    metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -273,9 +287,14 @@ impl Config {
             .public_url
             .as_ref()
             .map_or("", PublicUrl::as_str);
+        let (metrics, metrics_listen) = match self.server.metrics {
+            MetricsExposure::Off => (false, String::new()),
+            MetricsExposure::Main => (true, String::new()),
+            MetricsExposure::Separate(address) => (true, address.to_string()),
+        };
         format!(
             "[server]\nlisten = \"{}\"\npublic_url = {public_url:?}\ntrust_forwarded = {}\nbody_limit = {}\n\
-             request_timeout = \"{}\"\n\n[twilio]\nauth_token = {}\nsecondary_auth_token = {}\n\
+             request_timeout = \"{}\"\nmetrics = {metrics}\nmetrics_listen = {metrics_listen:?}\n\n[twilio]\nauth_token = {}\nsecondary_auth_token = {}\n\
              validate_signatures = {}\n# development mode (no auth token, loopback only): {}\n\n\
              [session]\nsecret = {}\nprevious_secrets = {} # count\nttl = \"{}\"\ncookie_name = {:?}\n\n\
              [flow]\nkind = \"{}\"\n\n[flow.callers]\n{}\n\n[log]\nformat = \"{}\"\n",
@@ -372,6 +391,12 @@ impl Raw {
         }
         if let Some(value) = env.var("SMS_SESSIONS_REQUEST_TIMEOUT") {
             self.server.request_timeout = Some(value);
+        }
+        if let Some(value) = env.var("SMS_SESSIONS_METRICS") {
+            self.server.metrics = Some(parse_bool("SMS_SESSIONS_METRICS", &value)?);
+        }
+        if let Some(listen) = env.var("SMS_SESSIONS_METRICS_LISTEN") {
+            self.server.metrics_listen = Some(listen);
         }
         if let Some(token) = env_or_file(env, "TWILIO_AUTH_TOKEN")? {
             self.twilio.auth_token = Some(Secret(token));
@@ -488,6 +513,7 @@ impl RawServer {
                 "must be between 1024 and 16777216 bytes",
             ));
         }
+        let metrics = metrics_exposure(self.metrics, self.metrics_listen.as_deref(), listen)?;
         Ok(ServerConfig {
             listen,
             public_url,
@@ -497,8 +523,36 @@ impl RawServer {
                 "server.request_timeout",
                 self.request_timeout.as_deref().unwrap_or("10s"),
             )?,
+            metrics,
         })
     }
+}
+
+/// `server.metrics` (default on) and `server.metrics_listen` (default: the main listener).
+fn metrics_exposure(
+    enabled: Option<bool>,
+    listen: Option<&str>,
+    main: SocketAddr,
+) -> Result<MetricsExposure, ConfigError> {
+    if !enabled.unwrap_or(true) {
+        return Ok(MetricsExposure::Off);
+    }
+    let Some(text) = listen.filter(|text| !text.is_empty()) else {
+        return Ok(MetricsExposure::Main);
+    };
+    let address: SocketAddr = text.parse().map_err(|_| {
+        error(
+            "server.metrics_listen",
+            format!("{text:?} is not an address like 127.0.0.1:9090"),
+        )
+    })?;
+    if address == main && address.port() != 0 {
+        return Err(error(
+            "server.metrics_listen",
+            format!("{address} is server.listen; leave it unset to serve /metrics there"),
+        ));
+    }
+    Ok(MetricsExposure::Separate(address))
 }
 
 fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
@@ -670,6 +724,31 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn metrics_are_on_the_main_listener_unless_moved_or_off() {
+        let load = |extra: &[(&str, &str)]| {
+            let mut env = vec![("TWILIO_AUTH_TOKEN", "t")];
+            env.extend_from_slice(extra);
+            Config::load(None, env.as_slice())
+        };
+        let metrics = |extra| load(extra).expect("valid").server.metrics;
+        assert_eq!(metrics(&[]), MetricsExposure::Main);
+        let moved = [("SMS_SESSIONS_METRICS_LISTEN", "127.0.0.1:9090")];
+        let address = "127.0.0.1:9090".parse().expect("address");
+        assert_eq!(metrics(&moved), MetricsExposure::Separate(address));
+        let off = [("SMS_SESSIONS_METRICS", "false"), moved[0]];
+        assert_eq!(metrics(&off), MetricsExposure::Off);
+        let shown = load(&moved).expect("valid").redacted_toml();
+        assert!(shown.contains("metrics = true\nmetrics_listen = \"127.0.0.1:9090\""));
+        let bad = load(&[("SMS_SESSIONS_METRICS_LISTEN", "9090")]).expect_err("not an address");
+        assert_eq!(bad.key, "server.metrics_listen");
+        let same = [
+            ("SMS_SESSIONS_LISTEN", "0.0.0.0:8080"),
+            ("SMS_SESSIONS_METRICS_LISTEN", "0.0.0.0:8080"),
+        ];
+        assert_eq!(load(&same).expect_err("clash").key, "server.metrics_listen");
     }
 
     #[test]

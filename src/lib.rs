@@ -20,6 +20,7 @@
 //! | [`app`] | state, router (layers in one place), serve with graceful shutdown |
 //! | [`routes`] | thin handlers: `/sms`, `/sms/status`, `/healthz` |
 //! | [`logging`] | tracing set-up, the one line per webhook, phone-number masking |
+//! | [`metrics`] | Prometheus counters and latency histogram, recorded beside the log line |
 //! | [`client`] | the Twilio-like client behind `sign`, `send`, `chat`, `healthcheck` |
 //! | [`cli`] | the command line |
 
@@ -29,6 +30,7 @@ pub mod client;
 pub mod config;
 pub mod flows;
 pub mod logging;
+pub mod metrics;
 pub mod routes;
 pub mod session;
 pub mod twilio;

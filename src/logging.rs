@@ -18,6 +18,7 @@ use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+use crate::metrics::{Metrics, Observation};
 use crate::routes::WebhookLog;
 use crate::twilio::webhook::Rejection;
 
@@ -99,14 +100,22 @@ impl RequestIds {
     }
 }
 
+/// What the request-log middleware holds: the id maker and, unless turned off, the metrics
+/// (recorded next to the log line, from the same response extensions).
+#[derive(Debug, Default)]
+pub struct Observer {
+    pub ids: RequestIds,
+    pub metrics: Option<Arc<Metrics>>,
+}
+
 /// The request-id and request-log middleware (outermost).
 pub async fn observe(
-    State(ids): State<Arc<RequestIds>>,
+    State(observer): State<Arc<Observer>>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let id = ids.pick(request.headers().get(REQUEST_ID));
+    let id = observer.ids.pick(request.headers().get(REQUEST_ID));
     request.headers_mut().insert(REQUEST_ID, id.clone());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -115,18 +124,41 @@ pub async fn observe(
     let mut response = next.run(request).instrument(span.clone()).await;
     response.headers_mut().insert(REQUEST_ID, id);
     let _entered = span.enter();
-    record(&method, &path, &response, started.elapsed().as_micros());
+    let metrics = observer.metrics.as_deref();
+    record(
+        metrics,
+        &method,
+        &path,
+        &response,
+        started.elapsed().as_micros(),
+    );
     response
 }
 
-fn record(method: &axum::http::Method, path: &str, response: &Response, latency_us: u128) {
+fn record(
+    metrics: Option<&Metrics>,
+    method: &axum::http::Method,
+    path: &str,
+    response: &Response,
+    latency_us: u128,
+) {
     let status = response.status().as_u16();
-    if path == "/healthz" {
-        tracing::debug!(%method, path, status, latency_us, "health check");
+    if path == "/healthz" || path == "/metrics" {
+        tracing::debug!(%method, path, status, latency_us, "health check or scrape");
         return;
     }
     let rejected = response.extensions().get::<Rejection>();
     let log = response.extensions().get::<WebhookLog>();
+    if let Some(metrics) = metrics {
+        metrics.record(&Observation {
+            path,
+            status: response.status(),
+            rejected: rejected.map(|r| r.label()),
+            session: log.and_then(|l| l.session),
+            message_status: log.and_then(|l| l.message_status.as_deref()),
+            latency_us,
+        });
+    }
     let from = log.map(|l| mask_phone(&l.from)).unwrap_or_default();
     let to = log.map(|l| mask_phone(&l.to)).unwrap_or_default();
     tracing::info!(

@@ -7,8 +7,8 @@ use tokio::net::TcpListener;
 
 use super::ConfigArg;
 use crate::app::{AppState, serve as serve_app, shutdown_signal};
-use crate::config::{Config, DEV_AUTH_TOKEN};
-use crate::logging;
+use crate::config::{Config, DEV_AUTH_TOKEN, MetricsExposure};
+use crate::{logging, metrics};
 
 pub async fn serve(arg: &ConfigArg) -> ExitCode {
     let config = match arg.load() {
@@ -31,11 +31,42 @@ pub async fn serve(arg: &ConfigArg) -> ExitCode {
         .local_addr()
         .map_or_else(|_| config.server.listen.to_string(), |a| a.to_string());
     tracing::info!(%address, flow = ?config.flow.kind, "sms-sessions listening; POST /sms, POST /sms/status, GET /healthz");
-    match serve_app(listener, AppState::new(config), shutdown_signal()).await {
+    let state = AppState::new(config);
+    let metrics_task = match spawn_metrics_listener(&state).await {
+        Ok(task) => task,
+        Err(code) => return code,
+    };
+    let served = serve_app(listener, state, shutdown_signal()).await;
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server stopped");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// With `server.metrics_listen`, binds it and serves `GET /metrics` there until aborted.
+async fn spawn_metrics_listener(
+    state: &AppState,
+) -> Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>, ExitCode> {
+    let (MetricsExposure::Separate(address), Some(registry)) =
+        (state.config.server.metrics, state.metrics.clone())
+    else {
+        return Ok(None);
+    };
+    match TcpListener::bind(address).await {
+        Ok(listener) => {
+            let bound = listener.local_addr().map_or(address, |a| a);
+            tracing::info!(address = %bound, "metrics listening; GET /metrics");
+            Ok(Some(tokio::spawn(metrics::serve(listener, registry))))
+        }
+        Err(error) => {
+            tracing::error!(metrics_listen = %address, %error, "cannot bind");
+            Err(ExitCode::from(1))
         }
     }
 }
