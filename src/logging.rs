@@ -142,6 +142,8 @@ fn record(
     response: &Response,
     latency_us: u128,
 ) {
+    // A u64 is a JSON number; a u128 would be logged as a string.
+    let latency_us = u64::try_from(latency_us).unwrap_or(u64::MAX);
     let status = response.status().as_u16();
     if path == "/healthz" || path == "/metrics" {
         tracing::debug!(%method, path, status, latency_us, "health check or scrape");

@@ -90,7 +90,7 @@ pub struct Observation<'a> {
     /// `Outcome::as_str` when a session was loaded.
     pub session: Option<&'static str>,
     pub message_status: Option<&'a str>,
-    pub latency_us: u128,
+    pub latency_us: u64,
 }
 
 /// The registry and pre-resolved handles. Shared as `Arc<Metrics>`.

@@ -1,0 +1,426 @@
+//! The binary as an operator runs it: spawned with env-only configuration, JSON logs on stdout,
+//! secrets from files, a separate metrics listener, and SIGTERM draining in-flight webhooks.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use common::{SECRET, TOKEN, TestServer, form, message_text, post_signed, set_cookie, text};
+use http_body_util::Full;
+use hyper::Request;
+use sms_sessions::app::AppState;
+use sms_sessions::client::http::{self, Reply};
+use sms_sessions::config::Config;
+use sms_sessions::twilio::signature::AuthToken;
+
+const ME: &str = "+14155550199";
+const TWILIO: &str = "+14155550100";
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A scratch directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "sms-sessions-{name}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+
+    fn write(&self, name: &str, contents: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("write temp file");
+        path.display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The real binary, JSON logs captured line by line.
+struct Spawned {
+    child: Child,
+    lines: Receiver<String>,
+    stdout: Vec<String>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Spawned {
+    /// Runs `sms-sessions ARGS` in `dir` with exactly `env` (nothing inherited).
+    fn start(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sms-sessions"))
+            .args(args)
+            .env_clear()
+            .envs(env.iter().copied())
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sms-sessions");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        Self {
+            child,
+            lines,
+            stdout: Vec::new(),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Serves with JSON logs on an ephemeral loopback port, plus `extra` env.
+    fn serve(extra: &[(&str, &str)], dir: &Path) -> Self {
+        let mut env = vec![
+            ("SMS_SESSIONS_LISTEN", "127.0.0.1:0"),
+            ("SMS_SESSIONS_LOG_FORMAT", "json"),
+        ];
+        env.extend_from_slice(extra);
+        Self::start(&["serve"], &env, dir)
+    }
+
+    /// Waits for a JSON log line whose `message` starts with `message`; returns it parsed.
+    fn wait_for(&mut self, message: &str) -> serde_json::Value {
+        let deadline = Instant::now() + WAIT;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                break;
+            };
+            self.stdout.push(line.clone());
+            let json: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+            if json["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(message))
+            {
+                return json;
+            }
+        }
+        panic!(
+            "no log line {message:?} within {WAIT:?}; stdout so far:\n{}",
+            self.stdout.join("\n")
+        );
+    }
+
+    /// The address of the listener announced by the log line `message`.
+    fn address(&mut self, message: &str) -> SocketAddr {
+        let line = self.wait_for(message);
+        line["address"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line}"))
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    /// Sends SIGTERM (what `docker stop` sends).
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// Waits for the exit; returns the status, every stdout line and stderr.
+    fn finish(mut self) -> (ExitStatus, Vec<String>, String) {
+        let deadline = Instant::now() + WAIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the server did not exit within {WAIT:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.stdout.extend(self.lines.iter());
+        let stderr = self.stderr.take().map(|h| h.join().expect("stderr reader"));
+        (
+            status,
+            std::mem::take(&mut self.stdout),
+            stderr.unwrap_or_default(),
+        )
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn get(url: &str) -> Reply {
+    let request = Request::get(url)
+        .body(Full::new(Bytes::new()))
+        .expect("valid request");
+    http::send(request).await.expect("server answers")
+}
+
+/// POSTs one text, signed for the URL requested, optionally with a cookie and a request id.
+async fn text_once(addr: SocketAddr, cookie: Option<&str>, request_id: Option<&str>) -> Reply {
+    let url = format!("http://{addr}/sms");
+    let pairs = [
+        ("MessageSid", "SM0123456789abcdef0123456789abcdef"),
+        ("From", ME),
+        ("To", TWILIO),
+        ("Body", "hello"),
+    ];
+    let mut headers = Vec::new();
+    if let Some(cookie) = cookie {
+        headers.push(("cookie", cookie));
+    }
+    if let Some(id) = request_id {
+        headers.push(("x-request-id", id));
+    }
+    post_signed(&url, &url, &pairs, TOKEN, &headers).await
+}
+
+fn base_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("SMS_SESSIONS_SECRET", SECRET),
+    ]
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_on_stdout_with_masked_numbers_and_no_secrets() {
+    let dir = TempDir::new("json-logs");
+    let mut server = Spawned::serve(&base_env(), &dir.0);
+    let addr = server.address("sms-sessions listening");
+
+    let reply = text_once(addr, None, Some("deploy-test-42")).await;
+    assert_eq!(reply.status, 200, "{}", text(&reply));
+    assert_eq!(reply.headers["x-request-id"], "deploy-test-42");
+    let made = text_once(addr, None, None).await;
+    let made_id = made.headers["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(!made_id.is_empty());
+    let url = format!("http://{addr}/sms");
+    let forged = post_signed(&url, &url, &[("From", ME), ("To", TWILIO)], "nope", &[]).await;
+    assert_eq!(forged.status, 403);
+    let webhook = server.wait_for("webhook");
+    assert_eq!(webhook["status"], 200);
+    assert_eq!(webhook["from"], "+14*******99");
+    assert_eq!(webhook["to"], "+14*******00");
+    assert_eq!(webhook["session"], "new");
+    assert!(webhook["latency_us"].is_u64(), "{webhook}");
+    assert_eq!(webhook["span"]["request_id"], "deploy-test-42");
+    assert_eq!(server.wait_for("webhook")["span"]["request_id"], made_id);
+    assert_eq!(server.wait_for("webhook")["rejected"], "signature_mismatch");
+
+    server.terminate();
+    let (status, stdout, stderr) = server.finish();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(stderr, "", "stderr stays empty with JSON logs");
+    let all = stdout.join("\n");
+    for line in &stdout {
+        let json: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+        assert!(json.is_object(), "{line}");
+        assert!(json["level"].is_string() && json["timestamp"].is_string());
+    }
+    for secret in [ME, TWILIO, "4155550199", TOKEN, SECRET] {
+        assert!(!all.contains(secret), "{secret:?} leaked into\n{all}");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_drains_an_in_flight_webhook_then_exits_zero() {
+    let dir = TempDir::new("sigterm");
+    let mut server = Spawned::serve(&base_env(), &dir.0);
+    let addr = server.address("sms-sessions listening");
+
+    let url = format!("http://{addr}/sms");
+    let pairs = [("From", ME), ("To", TWILIO), ("Body", "slow upload")];
+    let body = form(&pairs);
+    let signature = AuthToken::new(TOKEN).expect("token").sign(&url, &pairs);
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(WAIT))
+        .expect("set read timeout");
+    let head = format!(
+        "POST /sms HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         X-Twilio-Signature: {signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let (first, rest) = body.split_at(body.len() / 2);
+    stream
+        .write_all(format!("{head}{first}").as_bytes())
+        .expect("send the first half");
+    std::thread::sleep(Duration::from_millis(300));
+
+    server.terminate();
+    server.wait_for("shutting down");
+    let deadline = Instant::now() + WAIT;
+    while TcpStream::connect(addr).is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(server.is_running(), "exited with a request in flight");
+
+    stream.write_all(rest.as_bytes()).expect("send the rest");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the answer");
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(
+        response.ends_with(
+            "<Response><Message>Hello, thanks for the new message.</Message></Response>"
+        ),
+        "{response}"
+    );
+    let (status, _, stderr) = server.finish();
+    assert_eq!(status.code(), Some(0), "{status:?} {stderr}");
+}
+
+#[tokio::test]
+async fn secrets_come_from_files_and_a_restart_keeps_the_conversation() {
+    let dir = TempDir::new("secret-files");
+    let token_file = dir.write("twilio_auth_token", &format!("{TOKEN}\n"));
+    let secret_file = dir.write("session_secret", &format!("{SECRET}\r\n"));
+    let env = [
+        ("TWILIO_AUTH_TOKEN_FILE", token_file.as_str()),
+        ("SMS_SESSIONS_SECRET_FILE", secret_file.as_str()),
+    ];
+
+    let mut first = Spawned::serve(&env, &dir.0);
+    let addr = first.address("sms-sessions listening");
+    let reply = text_once(addr, None, None).await;
+    assert_eq!(reply.status, 200, "the token came from its file");
+    let cookie = set_cookie(&reply).expect("a session cookie");
+    first.terminate();
+    let (status, stdout, _) = first.finish();
+    assert!(status.success());
+    assert!(
+        !stdout.join("\n").contains("random per-process"),
+        "the secret came from its file"
+    );
+
+    let mut second = Spawned::serve(&env, &dir.0);
+    let addr = second.address("sms-sessions listening");
+    let reply = text_once(addr, Some(&cookie), None).await;
+    assert_eq!(
+        message_text(&reply),
+        "Hello, thanks for message number 2",
+        "a cookie signed before the restart still reads"
+    );
+
+    let check = Command::new(env!("CARGO_BIN_EXE_sms-sessions"))
+        .arg("check-config")
+        .env_clear()
+        .envs(env)
+        .output()
+        .expect("run check-config");
+    let shown = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{shown}");
+    assert!(shown.contains("auth_token = \"<redacted>\""), "{shown}");
+    assert!(shown.contains("secret = \"<redacted>\""), "{shown}");
+    assert!(!shown.contains(TOKEN) && !shown.contains(SECRET), "{shown}");
+}
+
+#[tokio::test]
+async fn secret_file_errors_name_the_variable_and_plain_env_wins() {
+    let dir = TempDir::new("secret-file-errors");
+    let missing = dir.0.join("missing").display().to_string();
+    let err = Config::load(None, &[("TWILIO_AUTH_TOKEN_FILE", missing.as_str())])
+        .expect_err("unreadable file");
+    assert_eq!(err.key, "TWILIO_AUTH_TOKEN_FILE");
+    assert!(err.message.contains(&missing), "{err}");
+    let err = Config::load(
+        None,
+        &[
+            ("TWILIO_AUTH_TOKEN", "t"),
+            ("SMS_SESSIONS_SECRET_FILE", missing.as_str()),
+        ],
+    )
+    .expect_err("unreadable file");
+    assert_eq!(err.key, "SMS_SESSIONS_SECRET_FILE");
+    let short = dir.write("short", "too short\n");
+    let err = Config::load(
+        None,
+        &[
+            ("TWILIO_AUTH_TOKEN", "t"),
+            ("SMS_SESSIONS_SECRET_FILE", short.as_str()),
+        ],
+    )
+    .expect_err("short secret");
+    assert_eq!(err.key, "session.secret");
+
+    let file_token = dir.write("token", "token-from-the-file\n");
+    let env = [
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("TWILIO_AUTH_TOKEN_FILE", file_token.as_str()),
+        ("SMS_SESSIONS_SECRET", SECRET),
+    ];
+    let config = Config::load(None, &env).expect("valid");
+    let server = TestServer::with_state(AppState::new(config)).await;
+    let url = server.url("/sms");
+    let pairs = [("From", ME), ("To", TWILIO)];
+    let signed = |token| post_signed(&url, &url, &pairs, token, &[]);
+    assert_eq!(signed(TOKEN).await.status, 200, "TWILIO_AUTH_TOKEN wins");
+    assert_eq!(signed("token-from-the-file").await.status, 403);
+}
+
+#[tokio::test]
+async fn metrics_listen_serves_metrics_on_its_own_address() {
+    let dir = TempDir::new("metrics-listen");
+    let mut env = base_env();
+    env.push(("SMS_SESSIONS_METRICS_LISTEN", "127.0.0.1:0"));
+    let mut server = Spawned::serve(&env, &dir.0);
+    let main = server.address("sms-sessions listening");
+    let metrics = server.address("metrics listening");
+    assert_ne!(main, metrics);
+
+    assert_eq!(text_once(main, None, None).await.status, 200);
+    assert_eq!(get(&format!("http://{main}/metrics")).await.status, 404);
+    assert_eq!(get(&format!("http://{metrics}/sms")).await.status, 404);
+    let scrape = get(&format!("http://{metrics}/metrics")).await;
+    assert_eq!(scrape.status, 200);
+    let body = text(&scrape);
+    assert!(
+        body.contains("sms_sessions_webhooks_total{route=\"/sms\",status=\"200\"} 1"),
+        "{body}"
+    );
+    server.terminate();
+    assert!(server.finish().0.success());
+}
