@@ -37,3 +37,32 @@ pub async fn send(request: Request<Full<Bytes>>) -> Result<Reply, Error> {
         body,
     })
 }
+
+/// Whether the request failed because nothing listens at the address.
+pub fn is_connection_refused(error: &Error) -> bool {
+    causes(error).any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+    })
+}
+
+/// The error and its causes, joined by `: ` (hyper's own message alone says little).
+pub fn describe(error: &Error) -> String {
+    let mut text = String::new();
+    for cause in causes(error) {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&message);
+        }
+    }
+    text
+}
+
+fn causes(error: &Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    let first: &(dyn std::error::Error + 'static) = error.as_ref();
+    std::iter::successors(Some(first), |cause| cause.source())
+}
