@@ -323,6 +323,9 @@ async fn healthz_needs_no_signature() {
     assert_eq!(status, 200);
 }
 
+/// A bad request: name, body, headers, expected status and reason.
+type BadCase<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, u16, &'a str);
+
 /// Each bad request gets its status and a one-line `text/plain` reason.
 #[tokio::test]
 async fn bad_input_gets_a_clear_answer_and_the_server_keeps_serving() {
@@ -334,7 +337,7 @@ async fn bad_input_gets_a_clear_answer_and_the_server_keeps_serving() {
         .sign(&url, &good);
     let form_type = ("content-type", "application/x-www-form-urlencoded");
     let signed = ("x-twilio-signature", signature.as_str());
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, u16, &str)> = vec![
+    let cases: Vec<BadCase> = vec![
         (
             "no signature",
             form(&good),
