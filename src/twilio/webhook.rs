@@ -96,7 +96,8 @@ pub fn plain(text: String) -> impl IntoResponse {
 
 /// The middleware: decode, verify, hand [`WebhookParams`] to the handler.
 pub async fn gate(State(gate): State<Arc<WebhookGate>>, request: Request, next: Next) -> Response {
-    if !matches!(*request.method(), Method::POST | Method::GET) {
+    // HEAD too: axum serves it with the GET handler, which needs what the gate provides.
+    if !matches!(*request.method(), Method::POST | Method::GET | Method::HEAD) {
         return next.run(request).await; // the router answers 405
     }
     match gate.check(request).await {
