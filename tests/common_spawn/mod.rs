@@ -1,0 +1,156 @@
+//! The real `sms-sessions` binary as a child process, for the tests that must see what an
+//! operator sees: its exit status, and every line it writes (text or JSON logs).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long to wait for the binary to start or stop before failing the test.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Runs `sms-sessions ARGS` to completion with exactly `env` (nothing inherited).
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sms-sessions"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sms-sessions")
+}
+
+/// A running server; killed on drop if still running.
+pub struct Server {
+    child: Child,
+    lines: Receiver<String>,
+    stdout: Vec<String>,
+    stderr: Option<JoinHandle<String>>,
+    pub addr: SocketAddr,
+}
+
+/// Everything the process wrote, once it has exited.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: Vec<String>,
+    pub stderr: String,
+}
+
+impl Server {
+    /// `sms-sessions serve` on 127.0.0.1:0 with exactly `env` plus the listen address; waits
+    /// for the "listening" line and reads the port from it.
+    pub fn start(env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sms-sessions"))
+            .arg("serve")
+            .env_clear()
+            .envs(env.iter().copied())
+            .env("SMS_SESSIONS_LISTEN", "127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sms-sessions");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let mut server = Self {
+            child,
+            lines,
+            stdout: Vec::new(),
+            stderr: Some(stderr),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let line = server.wait_for_line(|line| line.contains("listening"));
+        server.addr = address_in(&line).unwrap_or_else(|| panic!("no address in {line}"));
+        server
+    }
+
+    /// Waits for a stdout line for which `wanted` holds; returns it.
+    pub fn wait_for_line(&mut self, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                break;
+            };
+            self.stdout.push(line.clone());
+            if wanted(&line) {
+                return line;
+            }
+        }
+        let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default());
+        panic!(
+            "no such line within {WAIT:?}; stdout so far:\n{}\nstderr:\n{}",
+            self.stdout.join("\n"),
+            stderr.unwrap_or_default()
+        );
+    }
+
+    /// The stdout lines read so far.
+    pub fn seen(&self) -> &[String] {
+        &self.stdout
+    }
+
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// SIGTERM (a graceful stop, so every log line is flushed), then waits for the exit.
+    pub fn stop(mut self) -> Finished {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + WAIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no exit within {WAIT:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.stdout.extend(self.lines.iter()); // ends when the pipe closes
+        let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default());
+        Finished {
+            status,
+            stdout: std::mem::take(&mut self.stdout),
+            stderr: stderr.unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `address=127.0.0.1:PORT` (text logs) or `"address":"127.0.0.1:PORT"` (JSON logs).
+fn address_in(line: &str) -> Option<SocketAddr> {
+    let start = line.find("127.0.0.1:")?;
+    let rest = &line[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
