@@ -12,6 +12,16 @@ use crate::session::{Outcome, Pair};
 use crate::twilio::inbound::InboundMessage;
 use crate::twilio::webhook::{WebhookParams, plain};
 
+/// Answers one inbound text from the session in its cookie.
+///
+/// # Overlapping webhooks of one pair
+///
+/// The server keeps no per-pair state and takes no lock: each webhook is answered from the
+/// cookie it carried. When texts of one pair overlap, Twilio sends each the cookie it held
+/// then (possibly stale, as its docs warn); every webhook still gets a valid reply computed
+/// from that cookie, and Twilio keeps whichever `Set-Cookie` it processes last — last writer
+/// wins, so N overlapping texts advance the conversation by one step. Pinned by
+/// `tests/overlap.rs`; see SECURITY.md, "Overlapping webhooks".
 pub async fn inbound(
     State(state): State<AppState>,
     params: WebhookParams,
