@@ -49,7 +49,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::load(None, &ProcessEnv)?;
     sms_sessions::logging::init(config.log_format);
     let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
-    println!("custom flow listening on http://{}/sms", listener.local_addr()?);
-    serve(listener, AppState::with_flow(config, Arc::new(SignUp)), shutdown_signal()).await?;
+    println!(
+        "custom flow listening on http://{}/sms",
+        listener.local_addr()?
+    );
+    serve(
+        listener,
+        AppState::with_flow(config, Arc::new(SignUp)),
+        shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
