@@ -1,0 +1,187 @@
+//! `cargo bench`: the pure core and the whole router on the realistic payloads of
+//! `tests/data/payloads/` (signed for `https://example.com/twilio/sms` with token `12345`).
+//!
+//! The router benchmarks run without a tracing subscriber, so they leave out the cost of
+//! writing log lines; `examples/load` measures the server with its logging on.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{Request, header};
+use criterion::{Criterion, criterion_group, criterion_main};
+use http_body_util::BodyExt;
+use sms_sessions::app::{AppState, router};
+use sms_sessions::config::Config;
+use sms_sessions::flows::{Counter, Flow};
+use sms_sessions::session::{Pair, SessionCodec, SessionData, SessionSecret};
+use sms_sessions::twilio::inbound::InboundMessage;
+use sms_sessions::twilio::signature::{self, AuthToken, Payload};
+use sms_sessions::twilio::twiml::MessagingResponse;
+use tower::ServiceExt;
+
+const URL: &str = "https://example.com/twilio/sms";
+const TOKEN: &str = "12345";
+const SECRET: &str = "bench-session-secret-0123456789abcdef";
+const NOW: u64 = 1_760_000_000;
+/// Name, body, and the X-Twilio-Signature from `tests/data/payloads/README.md`.
+const PAYLOADS: [(&str, &str, &str); 3] = [
+    (
+        "sms",
+        include_str!("../tests/data/payloads/sms.form"),
+        "a74ahYrMXICqsrVj4faR9MzNCNQ=",
+    ),
+    (
+        "mms",
+        include_str!("../tests/data/payloads/mms.form"),
+        "UMSZ64U69pzWJjpvxW/Noqxpdlo=",
+    ),
+    (
+        "whatsapp",
+        include_str!("../tests/data/payloads/whatsapp.form"),
+        "8oY+CIPAR6tdVdcNPHd3xx/givI=",
+    ),
+];
+
+fn form(payload: &str) -> &str {
+    payload.trim_end()
+}
+
+fn pairs(payload: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(form(payload).as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn signature_verification(c: &mut Criterion) {
+    let mut group = c.benchmark_group("signature");
+    let tokens = [AuthToken::new(TOKEN).expect("non-empty")];
+    for (name, payload, header) in PAYLOADS {
+        let pairs = pairs(payload);
+        group.bench_function(format!("verify/{name}"), |b| {
+            b.iter(|| {
+                signature::verify(&tokens, black_box(URL), Payload::Form(&pairs), header)
+                    .expect("valid")
+            })
+        });
+        group.bench_function(format!("decode_form+verify/{name}"), |b| {
+            b.iter(|| {
+                let pairs = self::pairs(black_box(payload));
+                signature::verify(&tokens, URL, Payload::Form(&pairs), header).expect("valid")
+            })
+        });
+    }
+    group.finish();
+}
+
+fn cookie_round_trip(c: &mut Criterion) {
+    let secret = SessionSecret::new(SECRET).expect("long enough");
+    let codec = SessionCodec::new("sms_session", Duration::from_secs(4 * 3600), &secret, &[]);
+    let message = InboundMessage::from_pairs(&pairs(PAYLOADS[0].1)).expect("valid");
+    let pair = Pair {
+        to: &message.to,
+        from: &message.from,
+    };
+    let mut data = SessionData::default();
+    data.set("count", 41);
+    let value = codec.encode(&data, pair, NOW).expect("fits");
+    c.bench_function("session/decode+encode", |b| {
+        b.iter(|| {
+            let mut data = codec.decode(black_box(&value), pair, NOW).expect("valid");
+            data.set("count", 42);
+            codec.encode(&data, pair, NOW).expect("fits")
+        })
+    });
+}
+
+fn twiml_rendering(c: &mut Criterion) {
+    let message = InboundMessage::from_pairs(&pairs(PAYLOADS[0].1)).expect("valid");
+    let mut state = SessionData::default();
+    state.set("count", 41);
+    c.bench_function("twiml/counter_reply", |b| {
+        b.iter(|| {
+            let mut state = state.clone();
+            Counter.reply(black_box(&message), &mut state).to_xml()
+        })
+    });
+    let mut rich = MessagingResponse::new();
+    rich.message("Two pics & a <caption>, thanks!")
+        .to("+14155550199")
+        .status_callback("https://example.com/twilio/sms/status?a=1&b=2");
+    for i in 0..2 {
+        let url =
+            format!("https://api.twilio.com/2010-04-01/Accounts/AC0/Messages/MM0/Media/ME{i}");
+        rich.message("").media(url).expect("within the limit");
+    }
+    c.bench_function("twiml/message_with_media", |b| {
+        b.iter(|| black_box(&rich).to_xml())
+    });
+}
+
+fn app() -> Router {
+    let env = [
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("SMS_SESSIONS_SECRET", SECRET),
+        ("SMS_SESSIONS_PUBLIC_URL", "https://example.com/twilio"),
+    ];
+    let config = Config::load(None, &env).expect("valid configuration");
+    router(AppState::new(config))
+}
+
+fn webhook(payload: &'static str, signature: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut request = Request::post("/sms")
+        .header(header::HOST, "127.0.0.1:8080")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::USER_AGENT, "TwilioProxy/1.1")
+        .header("x-twilio-signature", signature);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    let body = Body::from(Bytes::from_static(form(payload).as_bytes()));
+    request.body(body).expect("valid request")
+}
+
+/// Sends one webhook through the router; returns the status and the `name=value` cookie.
+async fn send(app: &Router, request: Request<Body>) -> (u16, Option<String>) {
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status().as_u16();
+    let cookie = response
+        .headers()
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned);
+    let _ = response.into_body().collect().await;
+    (status, cookie)
+}
+
+fn full_router(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let app = app();
+    let mut group = c.benchmark_group("router");
+    for (name, payload, signature) in PAYLOADS {
+        let first = runtime.block_on(send(&app, webhook(payload, signature, None)));
+        assert_eq!(first.0, 200, "the {name} payload is accepted");
+        let cookie = first.1.expect("a session cookie");
+        group.bench_function(format!("new_session/{name}"), |b| {
+            b.iter(|| runtime.block_on(send(&app, webhook(payload, signature, None))))
+        });
+        group.bench_function(format!("resumed_session/{name}"), |b| {
+            b.iter(|| runtime.block_on(send(&app, webhook(payload, signature, Some(&cookie)))))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    signature_verification,
+    cookie_round_trip,
+    twiml_rendering,
+    full_router
+);
+criterion_main!(benches);

@@ -1,0 +1,270 @@
+//! Load test: sms-sessions against a bare axum baseline, side by side, in one invocation.
+//!
+//! ```text
+//! cargo build --release --bins --examples && target/release/examples/load
+//! ```
+//!
+//! For each run it starts the server itself (pinned to core 0 with `taskset` when it exists;
+//! this tool moves to core 1), measures the time from spawn to the first answered webhook,
+//! connects P simulated phones — each with its own keep-alive HTTP/1.1 connection and
+//! Twilio-like cookie jar — and keeps C texts in flight. Every text is signed as Twilio signs
+//! it, and every reply's count is checked against the texts that phone has sent. After a
+//! warm-up it measures requests/s, latency percentiles, errors, wrong counts, the server's CPU
+//! time per webhook (utime + stime from `/proc/PID/stat`) and its memory (`VmRSS` at the start,
+//! middle and end, and `VmHWM`). Loopback only; bounded by `--requests` and `--max-seconds`.
+//!
+//! Runs: `baseline` (examples/baseline.rs: constant TwiML, no checks), `info` (sms-sessions at
+//! the default log level), `off` (`RUST_LOG=off`), `json` (info, JSON lines). The soak is
+//! `load --runs info --requests 300000`.
+
+mod drive;
+mod phone;
+mod report;
+mod server;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use sms_sessions::twilio::signature::AuthToken;
+
+use drive::{Pool, drive};
+use phone::{Phone, Signer, Template};
+use report::{Measured, Targets};
+use server::{Running, Target};
+
+const TOKEN: &str = "12345";
+const SECRET: &str = "load-test-session-secret-0123456789abcdef";
+const PUBLIC_URL: &str = "https://example.com/twilio";
+const PAYLOADS: [(&str, &str); 3] = [
+    ("sms", include_str!("../../tests/data/payloads/sms.form")),
+    ("mms", include_str!("../../tests/data/payloads/mms.form")),
+    (
+        "whatsapp",
+        include_str!("../../tests/data/payloads/whatsapp.form"),
+    ),
+];
+
+#[derive(Debug, Parser)]
+#[command(about = "Load-test sms-sessions against a bare axum baseline")]
+struct Args {
+    /// Simulated phones, each with its own connection and cookie jar.
+    #[arg(long, default_value_t = 256)]
+    phones: u64,
+    /// Texts in flight at once (at most --phones).
+    #[arg(long, default_value_t = 64)]
+    in_flight: usize,
+    /// Measured texts per run.
+    #[arg(long, default_value_t = 100_000)]
+    requests: u64,
+    /// Texts before measuring (connections, allocator and caches settle).
+    #[arg(long, default_value_t = 10_000)]
+    warmup: u64,
+    /// Each run stops after this many seconds of load, whatever is left.
+    #[arg(long, default_value_t = 300)]
+    max_seconds: u64,
+    /// Comma-separated: baseline, info, off, json.
+    #[arg(long, default_value = "baseline,info,off", value_delimiter = ',')]
+    runs: Vec<String>,
+    /// sms, mms, whatsapp, or mix (phones take the three in turn).
+    #[arg(long, default_value = "mix")]
+    payload: String,
+    /// The sms-sessions binary (default: next to this example's directory).
+    #[arg(long)]
+    server: Option<PathBuf>,
+    /// The baseline binary (default: next to this example).
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Do not pin with taskset even if it exists.
+    #[arg(long)]
+    no_pin: bool,
+    /// Exit 1 when a performance target is missed (correctness failures always exit 1).
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.in_flight == 0 || args.phones < args.in_flight as u64 {
+        eprintln!("load: need 1 <= --in-flight <= --phones");
+        return ExitCode::from(2);
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pin = !args.no_pin && server::can_pin() && server::pin_self("1");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    print_setup(&args, cores, pin);
+    let mut results = Vec::new();
+    for name in &args.runs {
+        let Some(target) = target(&args, name) else {
+            eprintln!("load: unknown run {name:?} (baseline, info, off, json)");
+            return ExitCode::from(2);
+        };
+        eprintln!("load: {name} ...");
+        match runtime.block_on(run(&args, name, &target, pin)) {
+            Ok(measured) => results.push(measured),
+            Err(error) => {
+                eprintln!("load: {name}: {error}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let verdict = report::print(&results, &Targets::default());
+    if verdict.correctness_failed || (args.check && verdict.targets_missed) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn print_setup(args: &Args, cores: usize, pin: bool) {
+    let placement = if pin {
+        "server pinned to core 0, load on core 1"
+    } else {
+        "not pinned"
+    };
+    println!(
+        "phones {} · in flight {} · {} measured texts per run after {} warm-up · payload {} · \
+         {cores} cores, {placement}",
+        args.phones, args.in_flight, args.requests, args.warmup, args.payload
+    );
+}
+
+/// The command line and environment of one run.
+fn target(args: &Args, name: &str) -> Option<Target> {
+    let here = std::env::current_exe().ok()?;
+    let examples = here.parent()?.to_path_buf();
+    if name == "baseline" {
+        let program = args.baseline.clone().unwrap_or(examples.join("baseline"));
+        return Some(Target {
+            program,
+            args: vec!["{addr}".into()],
+            env: Vec::new(),
+        });
+    }
+    let (level, format) = match name {
+        "info" => ("info", "text"),
+        "off" => ("off", "text"),
+        "json" => ("info", "json"),
+        _ => return None,
+    };
+    let program = args.server.clone().or_else(|| {
+        let dir = examples.parent()?;
+        Some(dir.join("sms-sessions"))
+    })?;
+    let env = [
+        ("RUST_LOG", level),
+        ("SMS_SESSIONS_LOG_FORMAT", format),
+        ("SMS_SESSIONS_LISTEN", "{addr}"),
+        ("SMS_SESSIONS_PUBLIC_URL", PUBLIC_URL),
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("SMS_SESSIONS_SECRET", SECRET),
+    ];
+    Some(Target {
+        program,
+        args: vec!["serve".into()],
+        env: env.map(|(k, v)| (k.to_owned(), v.to_owned())).to_vec(),
+    })
+}
+
+/// One run: start, first webhook, warm-up, measure in two halves, stop.
+async fn run(args: &Args, name: &str, target: &Target, pin: bool) -> Result<Measured, String> {
+    let server = Running::start(target, pin.then_some("0"))
+        .map_err(|e| format!("cannot start {}: {e}", target.program.display()))?;
+    let signer = Arc::new(Signer {
+        token: AuthToken::new(TOKEN).expect("non-empty"),
+        signed_url: format!("{PUBLIC_URL}/sms"),
+        addr: server.addr,
+    });
+    let check_counts = name != "baseline";
+    let first_webhook = first_webhook(&server, &signer, &args.payload).await?;
+    let rss_idle = server.memory_kib("VmRSS");
+    let pool = phones(args)?;
+    let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
+    let load = |requests| {
+        drive(
+            &pool,
+            &signer,
+            check_counts,
+            requests,
+            args.in_flight,
+            deadline,
+        )
+    };
+    let warmup = load(args.warmup).await;
+    let ticks = server::ticks_per_second();
+    let cpu_before = server.cpu(ticks).map_err(|e| e.to_string())?;
+    let rss_start = server.memory_kib("VmRSS");
+    let mut tally = load(args.requests / 2).await;
+    let rss_middle = server.memory_kib("VmRSS");
+    tally.add(load(args.requests - args.requests / 2).await);
+    let cpu = server.cpu(ticks).map_err(|e| e.to_string())? - cpu_before;
+    let rss = [rss_idle, rss_start, rss_middle, server.memory_kib("VmRSS")];
+    let peak_rss = server.memory_kib("VmHWM");
+    drop(pool);
+    let log_lines = server.stop();
+    Ok(Measured::new(
+        name,
+        tally,
+        warmup,
+        cpu,
+        rss,
+        peak_rss,
+        first_webhook,
+        log_lines,
+    ))
+}
+
+/// Spawn to the first 200 from `/sms`: retries the connection until the port is open.
+async fn first_webhook(
+    server: &Running,
+    signer: &Signer,
+    payload: &str,
+) -> Result<Duration, String> {
+    let mut probe = Phone::new(9_999_999, template(payload, 0)?);
+    let give_up = server.spawned_at + Duration::from_secs(10);
+    loop {
+        if phone::connect(server.addr).await.is_ok() {
+            break;
+        }
+        if Instant::now() > give_up {
+            return Err("the server did not open its port within 10 s".into());
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    match probe.text(signer, false).await {
+        phone::Outcome::Failed(error) => Err(format!("first webhook failed: {error}")),
+        _ => Ok(server.spawned_at.elapsed()),
+    }
+}
+
+/// The phones of a run (each connects on its first text).
+fn phones(args: &Args) -> Result<Pool, String> {
+    let templates = (0..3)
+        .map(|id| template(&args.payload, id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let phones: VecDeque<Phone> = (0..args.phones)
+        .map(|id| Phone::new(id, templates[(id % 3) as usize].clone()))
+        .collect();
+    Ok(Arc::new(Mutex::new(phones)))
+}
+
+/// The payload for phone `id`: the named one, or for `mix` sms, mms and whatsapp in turn.
+fn template(payload: &str, id: u64) -> Result<Arc<Template>, String> {
+    let name = if payload == "mix" {
+        PAYLOADS[(id % 3) as usize].0
+    } else {
+        payload
+    };
+    let form = PAYLOADS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, form)| *form)
+        .ok_or_else(|| format!("unknown payload {payload:?} (sms, mms, whatsapp, mix)"))?;
+    Ok(Arc::new(Template::parse(form)))
+}
