@@ -35,7 +35,10 @@ say "image ENV: ${image_env[*]}"
 if [ -z "${SKIP_BUILD:-}" ]; then
     cargo build --release --locked
 fi
-[ -x target/release/sms-sessions ] || fail "target/release/sms-sessions is missing"
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+release_binary="$target_dir/release/sms-sessions"
+[ -x "$release_binary" ] || fail "$release_binary is missing"
 
 root=$(mktemp -d)
 server_pid=""
@@ -47,7 +50,7 @@ cleanup() {
 }
 trap cleanup EXIT
 chmod 755 "$root"
-install -D -m 0755 target/release/sms-sessions "$root/usr/local/bin/sms-sessions"
+install -D -m 0755 "$release_binary" "$root/usr/local/bin/sms-sessions"
 binary="$root/usr/local/bin/sms-sessions"
 mkdir -m 0755 "$root/workdir" "$root/run" "$root/run/secrets"
 token="smoke-test-auth-token-0123456789"
