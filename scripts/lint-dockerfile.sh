@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 find_hadolint() {
-    if command -v hadolint >/dev/null 2>&1; then
+    # `--version` runs it: a stale pyenv shim is found by `command -v` but does not run.
+    if hadolint --version >/dev/null 2>&1; then
         command -v hadolint
         return
     fi
@@ -13,7 +14,7 @@ find_hadolint() {
     local dir
     for dir in "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null)" \
         "$(python3 -m site --user-base 2>/dev/null)/bin"; do
-        if [ -x "$dir/hadolint" ]; then
+        if [ -x "$dir/hadolint" ] && "$dir/hadolint" --version >/dev/null 2>&1; then
             echo "$dir/hadolint"
             return
         fi
