@@ -42,7 +42,9 @@ for target in "${targets[@]}"; do
     else
         status=1
         echo "fuzz: $target: FAILED"
-        tail -n 60 "$log"
+        grep -A4 "panicked at" "$log" || true
+        grep -E "^(SUMMARY|==[0-9]+==ERROR)" "$log" || true
+        grep -A2 "Reproduce with" "$log" || tail -n 40 "$log"
     fi
     rm -f "$log"
 done

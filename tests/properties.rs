@@ -877,6 +877,8 @@ fn header_value() -> impl Strategy<Value = Option<HeaderValue>> {
             ":",
             "[::1]",
             "]",
+            "+",
+            "-",
             "@",
             "/",
             "?",
@@ -903,6 +905,19 @@ const FORWARDING: [&str; 6] = [
     "x-forwarded-port",
     "x-forwarded-prefix",
 ];
+
+/// Found by the `public_url` fuzz target: `u16::from_str` accepts a sign, so the rebuilt URL
+/// was `https://h:+8443/sms`. A port that is not plain digits is now ignored.
+#[test]
+fn a_forwarded_port_with_a_sign_is_ignored() {
+    let mut headers = HeaderMap::new();
+    headers.insert("host", HeaderValue::from_static("h"));
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    headers.insert("x-forwarded-port", HeaderValue::from_static("+8443"));
+    let uri: Uri = "/sms".parse().expect("valid");
+    let url = UrlSource::new(None, true).rebuild(&uri, &headers);
+    assert_eq!(url.as_deref(), Ok("https://h/sms"));
+}
 
 /// A host as the rebuild may emit it: no character that could end or restructure the authority.
 fn authority_is_clean(url: &str) -> bool {

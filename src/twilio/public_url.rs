@@ -103,7 +103,9 @@ fn forwarded(headers: &HeaderMap, path: &str) -> Result<String, UrlError> {
         None => host_header(headers)?,
     };
     let port = first_value(headers, "x-forwarded-port")
-        .filter(|port| port.parse::<u16>().is_ok() && !has_port(host))
+        // Digits only: `u16::from_str` also takes "+443", which must not reach the URL.
+        .filter(|port| port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok())
+        .filter(|_| !has_port(host))
         .filter(|port| !matches!((scheme, *port), ("https", "443") | ("http", "80")))
         .map_or(String::new(), |port| format!(":{port}"));
     let prefix = first_value(headers, "x-forwarded-prefix").map_or("", |p| p.trim_end_matches('/'));
