@@ -496,8 +496,9 @@ impl RawServer {
             return Err(error(
                 "twilio.auth_token",
                 format!(
-                    "is required to listen on {listen} (set TWILIO_AUTH_TOKEN); without it the server \
-                     only listens on loopback, so leave server.listen unset to try it locally"
+                    "is required to listen on {listen} (set TWILIO_AUTH_TOKEN or TWILIO_AUTH_TOKEN_FILE); \
+                     without a token the server only runs in local development mode on a loopback \
+                     address such as 127.0.0.1:8080"
                 ),
             ));
         }
