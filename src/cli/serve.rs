@@ -18,7 +18,8 @@ pub async fn serve(arg: &ConfigArg) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    logging::init(config.log_format);
+    // Batched: `main` flushes the log whenever a runtime worker goes idle.
+    logging::init_batched(config.log_format);
     warn_about_insecure_settings(&config);
     let listener = match TcpListener::bind(config.server.listen).await {
         Ok(listener) => listener,
@@ -36,6 +37,7 @@ pub async fn serve(arg: &ConfigArg) -> ExitCode {
         Ok(task) => task,
         Err(code) => return code,
     };
+    logging::flush(); // the start-up lines, logged outside a worker
     let served = serve_app(listener, state, shutdown_signal()).await;
     if let Some(task) = metrics_task {
         task.abort();
