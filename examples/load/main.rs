@@ -18,6 +18,7 @@
 //! `load --runs info --requests 300000`.
 
 mod drive;
+mod machine;
 mod phone;
 mod report;
 mod server;
@@ -33,7 +34,7 @@ use sms_sessions::twilio::signature::AuthToken;
 
 use drive::{Pool, drive};
 use phone::{Phone, Signer, Template};
-use report::{Measured, Targets};
+use report::{Measured, Memory, Targets};
 use server::{Running, Target};
 
 const TOKEN: &str = "12345";
@@ -81,6 +82,10 @@ struct Args {
     /// Do not pin with taskset even if it exists.
     #[arg(long)]
     no_pin: bool,
+    /// Before each run, wait up to this many seconds for the machine to be under 10% busy
+    /// (other processes skew CPU figures); 0 does not wait.
+    #[arg(long, default_value_t = 120)]
+    wait_quiet: u64,
     /// Exit 1 when a performance target is missed (correctness failures always exit 1).
     #[arg(long)]
     check: bool,
@@ -174,6 +179,13 @@ fn target(args: &Args, name: &str) -> Option<Target> {
 
 /// One run: start, first webhook, warm-up, measure in two halves, stop.
 async fn run(args: &Args, name: &str, target: &Target, pin: bool) -> Result<Measured, String> {
+    if args.wait_quiet > 0 {
+        let busy = machine::wait_until_quiet(0.10, Duration::from_secs(args.wait_quiet));
+        eprintln!(
+            "load: {name}: machine {:.0}% busy before the run",
+            busy * 100.0
+        );
+    }
     let server = Running::start(target, pin.then_some("0"))
         .map_err(|e| format!("cannot start {}: {e}", target.program.display()))?;
     let signer = Arc::new(Signer {
@@ -197,27 +209,73 @@ async fn run(args: &Args, name: &str, target: &Target, pin: bool) -> Result<Meas
         )
     };
     let warmup = load(args.warmup).await;
-    let ticks = server::ticks_per_second();
-    let cpu_before = server.cpu(ticks).map_err(|e| e.to_string())?;
+    let ticks_before = Ticks::read(&server)?;
     let rss_start = server.memory_kib("VmRSS");
     let mut tally = load(args.requests / 2).await;
     let rss_middle = server.memory_kib("VmRSS");
     tally.add(load(args.requests - args.requests / 2).await);
-    let cpu = server.cpu(ticks).map_err(|e| e.to_string())? - cpu_before;
+    let ticks = Ticks::read(&server)?.since(ticks_before);
     let rss = [rss_idle, rss_start, rss_middle, server.memory_kib("VmRSS")];
     let peak_rss = server.memory_kib("VmHWM");
     drop(pool);
     let log_lines = server.stop();
+    let per_second = server::ticks_per_second();
+    let cpu = Duration::from_secs_f64(ticks.server as f64 / per_second as f64);
+    let others = ticks.others() as f64 / per_second as f64 / tally.elapsed.as_secs_f64();
+    let memory = Memory {
+        rss_kib: rss,
+        peak_rss_kib: peak_rss,
+    };
     Ok(Measured::new(
         name,
         tally,
         warmup,
         cpu,
-        rss,
-        peak_rss,
+        others,
+        memory,
         first_webhook,
         log_lines,
     ))
+}
+
+/// CPU ticks of the server, of this process, and of the whole machine.
+#[derive(Clone, Copy)]
+struct Ticks {
+    server: u64,
+    own: u64,
+    machine: machine::CpuTicks,
+}
+
+impl Ticks {
+    fn read(server: &Running) -> Result<Self, String> {
+        Ok(Self {
+            server: server.cpu_ticks().map_err(|e| e.to_string())?,
+            own: machine::own_ticks(),
+            machine: machine::CpuTicks::now(),
+        })
+    }
+
+    /// The difference, as (server, own, machine busy) ticks.
+    fn since(self, earlier: Self) -> Spent {
+        Spent {
+            server: self.server - earlier.server,
+            own: self.own.saturating_sub(earlier.own),
+            machine: self.machine.busy_since(earlier.machine),
+        }
+    }
+}
+
+struct Spent {
+    server: u64,
+    own: u64,
+    machine: u64,
+}
+
+impl Spent {
+    /// Ticks spent by every other process.
+    fn others(&self) -> u64 {
+        self.machine.saturating_sub(self.server + self.own)
+    }
 }
 
 /// Spawn to the first 200 from `/sms`: retries the connection until the port is open.

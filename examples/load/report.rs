@@ -4,6 +4,14 @@ use std::time::Duration;
 
 use crate::drive::Tally;
 
+/// The server's memory.
+pub struct Memory {
+    /// VmRSS in KiB after the first webhook, then at the start, middle and end of measurement.
+    pub rss_kib: [u64; 4],
+    /// VmHWM in KiB.
+    pub peak_rss_kib: u64,
+}
+
 /// What one run measured.
 pub struct Measured {
     name: String,
@@ -17,9 +25,9 @@ pub struct Measured {
     wrong_counts: u64,
     first_problem: Option<String>,
     cpu_per_webhook_us: f64,
-    /// VmRSS in KiB after the first webhook, then at the start, middle and end of measurement.
-    rss_kib: [u64; 4],
-    peak_rss_kib: u64,
+    /// Cores' worth of CPU that other processes used during the measurement.
+    others_cores: f64,
+    memory: Memory,
     first_webhook: Duration,
     log_lines: u64,
 }
@@ -31,8 +39,8 @@ impl Measured {
         mut tally: Tally,
         warmup: Tally,
         cpu: Duration,
-        rss_kib: [u64; 4],
-        peak_rss_kib: u64,
+        others_cores: f64,
+        memory: Memory,
         first_webhook: Duration,
         log_lines: u64,
     ) -> Self {
@@ -49,8 +57,8 @@ impl Measured {
             wrong_counts: tally.wrong_counts + warmup.wrong_counts,
             first_problem: warmup.first_problem.or(tally.first_problem),
             cpu_per_webhook_us: cpu.as_secs_f64() * 1e6 / requests.max(1) as f64,
-            rss_kib,
-            peak_rss_kib,
+            others_cores,
+            memory,
             first_webhook,
             log_lines,
         }
@@ -118,27 +126,34 @@ pub fn print(results: &[Measured], targets: &Targets) -> Verdict {
             "× baseline CPU",
             Box::new(move |m| ratio(m).map_or("-".into(), |r| format!("{r:.2}"))),
         ),
-        ("RSS MiB 1st webhook", Box::new(move |m| mib(m.rss_kib[0]))),
+        (
+            "RSS MiB 1st webhook",
+            Box::new(move |m| mib(m.memory.rss_kib[0])),
+        ),
         (
             "RSS MiB start/mid/end",
             Box::new(move |m| {
                 format!(
                     "{}/{}/{}",
-                    mib(m.rss_kib[1]),
-                    mib(m.rss_kib[2]),
-                    mib(m.rss_kib[3])
+                    mib(m.memory.rss_kib[1]),
+                    mib(m.memory.rss_kib[2]),
+                    mib(m.memory.rss_kib[3])
                 )
             }),
         ),
         (
             "peak RSS MiB (VmHWM)",
-            Box::new(move |m| mib(m.peak_rss_kib)),
+            Box::new(move |m| mib(m.memory.peak_rss_kib)),
         ),
         (
             "spawn→1st webhook ms",
             Box::new(|m| format!("{:.1}", m.first_webhook.as_secs_f64() * 1e3)),
         ),
         ("server log lines", Box::new(|m| m.log_lines.to_string())),
+        (
+            "other processes' CPU %",
+            Box::new(|m| format!("{:.0}", m.others_cores * 100.0)),
+        ),
     ];
     print!("\n{:<24}", "");
     for m in results {
@@ -174,7 +189,10 @@ fn judge(
                 "p99 < 10 ms",
                 Duration::from_micros(m.latency_us[2].into()) < targets.p99,
             ),
-            ("peak RSS < 16 MiB", m.peak_rss_kib < targets.peak_rss_kib),
+            (
+                "peak RSS < 16 MiB",
+                m.memory.peak_rss_kib < targets.peak_rss_kib,
+            ),
             (
                 "start to first webhook < 50 ms",
                 m.first_webhook < targets.first_webhook,

@@ -63,19 +63,18 @@ impl Running {
         self.child.id()
     }
 
-    /// User + system CPU time so far, from `/proc/PID/stat`.
-    pub fn cpu(&self, ticks_per_second: u64) -> std::io::Result<Duration> {
+    /// User + system CPU ticks so far (all threads), from `/proc/PID/stat`.
+    pub fn cpu_ticks(&self) -> std::io::Result<u64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
         // Fields after the parenthesised command name, which may hold spaces: state is
         // field 3, utime 14 and stime 15.
         let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
         let fields: Vec<&str> = after_name.split_whitespace().collect();
         let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-        let (Some(utime), Some(stime)) = (ticks(11), ticks(12)) else {
-            return Err(std::io::Error::other("unexpected /proc/PID/stat"));
-        };
-        let nanos = (utime + stime) * 1_000_000_000 / ticks_per_second;
-        Ok(Duration::from_nanos(nanos))
+        match (ticks(11), ticks(12)) {
+            (Some(utime), Some(stime)) => Ok(utime + stime),
+            _ => Err(std::io::Error::other("unexpected /proc/PID/stat")),
+        }
     }
 
     /// A `/proc/PID/status` memory field (`VmRSS`, `VmHWM`) in KiB.
