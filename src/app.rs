@@ -55,6 +55,7 @@ impl AppState {
                 config.server.trust_forwarded,
             ),
             body_limit: config.server.body_limit,
+            body_timeout: config.server.request_timeout,
         };
         let metrics =
             (config.server.metrics != MetricsExposure::Off).then(|| Arc::new(Metrics::new()));
@@ -68,15 +69,20 @@ impl AppState {
     }
 }
 
+/// How much longer than `server.request_timeout` a flow may take before the 503 backstop.
+const BACKSTOP_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The whole HTTP surface. Layers, outermost first, and why in this order:
 ///
 /// 1. `observe`: request id and the request log, so even timeouts and rejections are logged
 ///    with their id and latency;
-/// 2. timeout: answers 503 before Twilio's own 15 s limit gives up on us;
-/// 3. on the webhook routes only, the gate: body limit (413), form check (415), signature
-///    (403) — before any handler sees a byte.
+/// 2. timeout: a backstop for slow flows, 503 one second after `server.request_timeout` (so a
+///    client that is slow to send its body gets the gate's 408, not this), still well before
+///    Twilio's own 15 s limit;
+/// 3. on the webhook routes only, the gate: body deadline (408), body limit (413), form check
+///    (415), signature (403) — before any handler sees a byte.
 pub fn router(state: AppState) -> Router {
-    let timeout = state.config.server.request_timeout;
+    let timeout = state.config.server.request_timeout + BACKSTOP_GRACE;
     let observer = Arc::new(Observer {
         ids: Default::default(),
         metrics: state.metrics.clone(),
@@ -116,24 +122,35 @@ pub async fn serve(
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what `docker stop` sends).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+///
+/// The handlers are installed by this call, not when the future is first polled, so a signal
+/// that arrives as soon as the server says it is listening already drains instead of killing
+/// the process. Call it inside the runtime, before announcing readiness.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (terminate, interrupt) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let recv = |signal: Option<tokio::signal::unix::Signal>| async move {
+                match signal {
+                    Some(mut signal) => signal.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = recv(terminate) => {},
+                _ = recv(interrupt) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: finishing in-flight webhooks");
     }
-    tracing::info!("shutting down: finishing in-flight webhooks");
 }

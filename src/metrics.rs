@@ -43,7 +43,7 @@ const STATUSES: [StatusCode; 12] = [
     StatusCode::SERVICE_UNAVAILABLE,
 ];
 /// Gate rejection reasons (`twilio::webhook::Rejection::label`), exported from the start at 0.
-const REASONS: [&str; 8] = [
+const REASONS: [&str; 9] = [
     "missing_signature",
     "malformed_signature",
     "signature_mismatch",
@@ -52,6 +52,7 @@ const REASONS: [&str; 8] = [
     "not_form",
     "too_large",
     "body_read",
+    "body_timeout",
 ];
 /// Session outcomes (`session::Outcome::as_str`), exported from the start at 0.
 const OUTCOMES: [&str; 4] = ["new", "resumed", "expired", "rejected"];
@@ -309,6 +310,7 @@ mod tests {
             Rejection::NotForm,
             Rejection::TooLarge(1),
             Rejection::BodyRead,
+            Rejection::BodyTimeout(std::time::Duration::from_secs(1)),
         ];
         for rejection in all {
             assert!(

@@ -443,7 +443,7 @@ async fn graceful_shutdown_finishes_and_returns() {
 }
 
 #[tokio::test]
-async fn a_stalled_upload_gets_503_after_the_request_timeout() {
+async fn a_stalled_upload_gets_408_at_the_request_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = TestServer::start(&[("SMS_SESSIONS_REQUEST_TIMEOUT", "300ms")]).await;
     let mut stream = tokio::net::TcpStream::connect(server.addr)
@@ -457,5 +457,9 @@ async fn a_stalled_upload_gets_503_after_the_request_timeout() {
     read.expect("answered before the client gave up")
         .expect("read");
     let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.ends_with("request body not received within 0.3 s\n"),
+        "{answer}"
+    );
 }

@@ -28,6 +28,7 @@ pub async fn serve(arg: &ConfigArg) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let shutdown = shutdown_signal(); // before saying "listening": a prompt SIGTERM must drain
     let address = listener
         .local_addr()
         .map_or_else(|_| config.server.listen.to_string(), |a| a.to_string());
@@ -38,7 +39,7 @@ pub async fn serve(arg: &ConfigArg) -> ExitCode {
         Err(code) => return code,
     };
     logging::flush(); // the start-up lines, logged outside a worker
-    let served = serve_app(listener, state, shutdown_signal()).await;
+    let served = serve_app(listener, state, shutdown).await;
     if let Some(task) = metrics_task {
         task.abort();
     }

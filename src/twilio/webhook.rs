@@ -5,6 +5,7 @@
 //! parsed exactly once, in arrival order, with repeated keys kept.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{FromRequestParts, Request, State};
@@ -27,6 +28,8 @@ pub struct WebhookGate {
     pub validate: bool,
     pub url_source: UrlSource,
     pub body_limit: usize,
+    /// The client must deliver the whole body within this time (408 otherwise).
+    pub body_timeout: Duration,
 }
 
 /// The decoded parameters of a webhook (body for POST, query for GET), in arrival order.
@@ -52,6 +55,8 @@ pub enum Rejection {
     TooLarge(usize),
     #[error("could not read the request body")]
     BodyRead,
+    #[error("request body not received within {} s", .0.as_secs_f32())]
+    BodyTimeout(Duration),
 }
 
 impl Rejection {
@@ -61,6 +66,7 @@ impl Rejection {
             Self::Url(_) | Self::BodyRead => StatusCode::BAD_REQUEST,
             Self::NotForm => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -75,6 +81,7 @@ impl Rejection {
             Self::NotForm => "not_form",
             Self::TooLarge(_) => "too_large",
             Self::BodyRead => "body_read",
+            Self::BodyTimeout(_) => "body_timeout",
         }
     }
 }
@@ -156,7 +163,11 @@ impl WebhookGate {
         if declared.is_some_and(|length| length > self.body_limit as u64) {
             return Err(Rejection::TooLarge(self.body_limit));
         }
-        to_bytes(body, self.body_limit).await.map_err(|error| {
+        let read = tokio::time::timeout(self.body_timeout, to_bytes(body, self.body_limit));
+        let read = read
+            .await
+            .map_err(|_| Rejection::BodyTimeout(self.body_timeout))?;
+        read.map_err(|error| {
             let too_large = std::error::Error::source(&error)
                 .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
             if too_large {

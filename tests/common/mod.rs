@@ -28,11 +28,12 @@ pub struct TestServer {
 impl TestServer {
     /// Starts with the test token and secret plus `env` (which wins).
     pub async fn start(env: &[(&str, &str)]) -> Self {
-        let mut all = vec![
+        // The first match wins in a slice environment, so `env` goes first.
+        let mut all = env.to_vec();
+        all.extend([
             ("TWILIO_AUTH_TOKEN", TOKEN),
             ("SMS_SESSIONS_SECRET", SECRET),
-        ];
-        all.extend_from_slice(env);
+        ]);
         let config = Config::load(None, all.as_slice()).expect("test config is valid");
         Self::with_state(AppState::new(config)).await
     }
