@@ -6,6 +6,9 @@ use clap::Parser;
 use sms_sessions::cli::{Cli, run};
 use sms_sessions::logging;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
