@@ -82,8 +82,9 @@ fn owned_env(env: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// Runs the binary off the async runtime, so the in-process server keeps answering.
-async fn sms_sessions(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
-    let (args, env, stdin) = (owned(args), owned_env(env), stdin.map(str::to_owned));
+async fn sms_sessions(args: &[impl AsRef<str>], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
+    let args: Vec<String> = args.iter().map(|a| a.as_ref().to_owned()).collect();
+    let (env, stdin) = (owned_env(env), stdin.map(str::to_owned));
     tokio::task::spawn_blocking(move || run_blocking(&args, &env, stdin))
         .await
         .expect("the child runner does not panic")
@@ -97,22 +98,25 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// `COMMAND --url URL --from FROM --to TWILIO_NUMBER`, then `--jar JAR` if given, then `rest`.
+fn client_args(
+    command: &str,
+    url: &str,
+    from: &str,
+    jar: Option<&Path>,
+    rest: &[&str],
+) -> Vec<String> {
+    let mut args = owned(&[command, "--url", url, "--from", from, "--to", TWILIO_NUMBER]);
+    if let Some(jar) = jar {
+        args.extend(["--jar".to_owned(), jar.to_string_lossy().into_owned()]);
+    }
+    args.extend(owned(rest));
+    args
+}
+
 /// `send` with the test token and the given jar.
 async fn send(server: &TestServer, jar: &Path, from: &str, body: &str) -> Run {
-    let url = server.url("/sms");
-    let jar = jar.to_string_lossy();
-    let args = [
-        "send",
-        "--url",
-        &url,
-        "--from",
-        from,
-        "--to",
-        TWILIO_NUMBER,
-        "--jar",
-        &jar,
-        body,
-    ];
+    let args = client_args("send", &server.url("/sms"), from, Some(jar), &[body]);
     sms_sessions(&args, &[("TWILIO_AUTH_TOKEN", TOKEN)], None).await
 }
 
@@ -287,17 +291,7 @@ async fn an_expired_jar_entry_is_not_sent() {
 async fn send_uses_the_cache_directory_by_default() {
     let server = TestServer::start(&[]).await;
     let cache = scratch("cache");
-    let url = server.url("/sms");
-    let args = [
-        "send",
-        "--url",
-        &url,
-        "--from",
-        RAY,
-        "--to",
-        TWILIO_NUMBER,
-        "hi",
-    ];
+    let args = client_args("send", &server.url("/sms"), RAY, None, &["hi"]);
     let cache_str = cache.to_string_lossy();
     let env = [("TWILIO_AUTH_TOKEN", TOKEN), ("XDG_CACHE_HOME", &cache_str)];
     assert_eq!(sms_sessions(&args, &env, None).await.ok(), NEW);
@@ -309,23 +303,8 @@ async fn send_uses_the_cache_directory_by_default() {
 async fn send_raw_prints_the_twiml() {
     let server = TestServer::start(&[]).await;
     let jar = scratch("raw").join("jar.toml");
-    let url = server.url("/sms");
-    let jar = jar.to_string_lossy();
-    let args = [
-        "send",
-        "--url",
-        &url,
-        "--from",
-        RAY,
-        "--to",
-        TWILIO_NUMBER,
-        "--jar",
-        &jar,
-        "--raw",
-        "--media",
-        "https://example.com/cat.jpg",
-        "look",
-    ];
+    let rest = ["--raw", "--media", "https://example.com/cat.jpg", "look"];
+    let args = client_args("send", &server.url("/sms"), RAY, Some(&jar), &rest);
     let run = sms_sessions(&args, &[("TWILIO_AUTH_TOKEN", TOKEN)], None).await;
     assert_eq!(run.ok(), format!("{TWIML_NEW}\n"));
 }
@@ -336,20 +315,7 @@ async fn send_without_a_token_talks_to_a_development_server() {
     assert!(config.twilio.dev_mode);
     let server = TestServer::with_state(AppState::new(config)).await;
     let jar = scratch("dev").join("jar.toml");
-    let url = server.url("/sms");
-    let jar = jar.to_string_lossy();
-    let args = [
-        "send",
-        "--url",
-        &url,
-        "--from",
-        RAY,
-        "--to",
-        TWILIO_NUMBER,
-        "--jar",
-        &jar,
-        "x",
-    ];
+    let args = client_args("send", &server.url("/sms"), RAY, Some(&jar), &["x"]);
     let run = sms_sessions(&args, &[], None).await;
     assert_eq!(run.ok(), NEW);
     assert!(run.stderr.contains("development token"), "{}", run.stderr);
@@ -360,23 +326,12 @@ async fn send_signs_for_the_public_url_when_posting_through_a_proxy() {
     let server = TestServer::start(&[("SMS_SESSIONS_PUBLIC_URL", "https://sms.example.com")]).await;
     let jar = scratch("public").join("jar.toml");
     let url = server.url("/sms");
-    let jar = jar.to_string_lossy();
     let env = [("TWILIO_AUTH_TOKEN", TOKEN)];
-    let args = [
-        "send",
-        "--url",
-        &url,
-        "--from",
-        RAY,
-        "--to",
-        TWILIO_NUMBER,
-        "--jar",
-        &jar,
-    ];
-    let direct = sms_sessions(&[&args[..], &["x"]].concat(), &env, None).await;
+    let args = |rest: &[&str]| client_args("send", &url, RAY, Some(&jar), rest);
+    let direct = sms_sessions(&args(&["x"]), &env, None).await;
     assert_eq!(direct.code, Some(1), "signed for the wrong URL: {direct:?}");
     let public = ["--public-url", "https://sms.example.com", "x"];
-    let through_proxy = sms_sessions(&[&args[..], &public].concat(), &env, None).await;
+    let through_proxy = sms_sessions(&args(&public), &env, None).await;
     assert_eq!(through_proxy.ok(), NEW);
 }
 
@@ -384,22 +339,8 @@ async fn send_signs_for_the_public_url_when_posting_through_a_proxy() {
 async fn send_names_the_status_and_reason_of_a_refusal() {
     let server = TestServer::start(&[]).await;
     let jar = scratch("refused").join("jar.toml");
-    let url = server.url("/sms");
-    let jar_str = jar.to_string_lossy();
-    let args = [
-        "send",
-        "--url",
-        &url,
-        "--from",
-        RAY,
-        "--to",
-        TWILIO_NUMBER,
-        "--jar",
-        &jar_str,
-        "--token",
-        "not-the-token",
-        "x",
-    ];
+    let rest = ["--token", "not-the-token", "x"];
+    let args = client_args("send", &server.url("/sms"), RAY, Some(&jar), &rest);
     let run = sms_sessions(&args, &[], None).await;
     assert_eq!(run.code, Some(1), "{run:?}");
     assert_eq!(run.stdout, "");
@@ -415,19 +356,7 @@ async fn send_names_the_status_and_reason_of_a_refusal() {
 async fn send_to_a_dead_port_says_connection_refused() {
     let url = format!("http://127.0.0.1:{}/sms", dead_port());
     let jar = scratch("dead").join("jar.toml");
-    let jar = jar.to_string_lossy();
-    let args = [
-        "send",
-        "--url",
-        &url,
-        "--from",
-        RAY,
-        "--to",
-        TWILIO_NUMBER,
-        "--jar",
-        &jar,
-        "x",
-    ];
+    let args = client_args("send", &url, RAY, Some(&jar), &["x"]);
     let run = sms_sessions(&args, &[("TWILIO_AUTH_TOKEN", TOKEN)], None).await;
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.contains("connection refused"), "{}", run.stderr);
@@ -439,19 +368,7 @@ async fn send_to_a_dead_port_says_connection_refused() {
 async fn chat_driven_by_piped_stdin() {
     let server = TestServer::start(&[]).await;
     let jar = scratch("chat").join("jar.toml");
-    let url = server.url("/sms");
-    let jar_str = jar.to_string_lossy();
-    let args = [
-        "chat",
-        "--url",
-        &url,
-        "--from",
-        RAY,
-        "--to",
-        TWILIO_NUMBER,
-        "--jar",
-        &jar_str,
-    ];
+    let args = client_args("chat", &server.url("/sms"), RAY, Some(&jar), &[]);
     let script = format!(
         "hello\nagain\n\n/reset\nfresh start\n/from {FINN}\nhi from Finn\n/quit\nnever sent\n"
     );
@@ -471,18 +388,7 @@ async fn chat_driven_by_piped_stdin() {
 async fn chat_keeps_going_after_a_failed_text_and_exits_1() {
     let url = format!("http://127.0.0.1:{}/sms", dead_port());
     let jar = scratch("chat-dead").join("jar.toml");
-    let jar = jar.to_string_lossy();
-    let args = [
-        "chat",
-        "--url",
-        &url,
-        "--from",
-        RAY,
-        "--to",
-        TWILIO_NUMBER,
-        "--jar",
-        &jar,
-    ];
+    let args = client_args("chat", &url, RAY, Some(&jar), &[]);
     let run = sms_sessions(&args, &[("TWILIO_AUTH_TOKEN", TOKEN)], Some("a\nb\n")).await;
     assert_eq!(run.code, Some(1));
     assert_eq!(

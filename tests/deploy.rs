@@ -2,17 +2,16 @@
 //! secrets from files, a separate metrics listener, and SIGTERM draining in-flight webhooks.
 
 mod common;
+mod common_spawn;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use common::{SECRET, TOKEN, TestServer, form, message_text, post_signed, set_cookie, text};
+use common_spawn::{Finished, Server};
 use http_body_util::Full;
 use hyper::Request;
 use sms_sessions::app::AppState;
@@ -53,137 +52,32 @@ impl Drop for TempDir {
     }
 }
 
-/// The real binary, JSON logs captured line by line.
-struct Spawned {
-    child: Child,
-    lines: Receiver<String>,
-    stdout: Vec<String>,
-    stderr: Option<JoinHandle<String>>,
+/// Serves with JSON logs, plus `extra` env, in `dir`; every line up to "listening" is JSON.
+fn serve(extra: &[(&str, &str)], dir: &Path) -> Server {
+    let mut env = vec![("SMS_SESSIONS_LOG_FORMAT", "json")];
+    env.extend_from_slice(extra);
+    let server = Server::start_in(&env, dir);
+    for line in server.seen() {
+        json(line);
+    }
+    server
 }
 
-impl Spawned {
-    /// Runs `sms-sessions ARGS` in `dir` with exactly `env` (nothing inherited).
-    fn start(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sms-sessions"))
-            .args(args)
-            .env_clear()
-            .envs(env.iter().copied())
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sms-sessions");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut stderr = child.stderr.take().expect("piped stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        Self {
-            child,
-            lines,
-            stdout: Vec::new(),
-            stderr: Some(stderr),
-        }
-    }
+/// A stdout line, which must be JSON, parsed.
+fn json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"))
+}
 
-    /// Serves with JSON logs on an ephemeral loopback port, plus `extra` env.
-    fn serve(extra: &[(&str, &str)], dir: &Path) -> Self {
-        let mut env = vec![
-            ("SMS_SESSIONS_LISTEN", "127.0.0.1:0"),
-            ("SMS_SESSIONS_LOG_FORMAT", "json"),
-        ];
-        env.extend_from_slice(extra);
-        Self::start(&["serve"], &env, dir)
-    }
-
-    /// Waits for a JSON log line whose `message` starts with `message`; returns it parsed.
-    fn wait_for(&mut self, message: &str) -> serde_json::Value {
-        let deadline = Instant::now() + WAIT;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let Ok(line) = self.lines.recv_timeout(left) else {
-                break;
-            };
-            self.stdout.push(line.clone());
-            let json: serde_json::Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
-            if json["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with(message))
-            {
-                return json;
-            }
-        }
-        panic!(
-            "no log line {message:?} within {WAIT:?}; stdout so far:\n{}",
-            self.stdout.join("\n")
-        );
-    }
-
-    /// The address of the listener announced by the log line `message`.
-    fn address(&mut self, message: &str) -> SocketAddr {
-        let line = self.wait_for(message);
-        line["address"]
+/// Waits for a JSON log line whose `message` starts with `message`; returns it parsed.
+#[track_caller]
+fn log_line(server: &mut Server, message: &str) -> serde_json::Value {
+    server.wait_for(|line| {
+        let parsed = json(line);
+        let wanted = parsed["message"]
             .as_str()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line}"))
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-
-    /// Sends SIGTERM (what `docker stop` sends).
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-    }
-
-    fn is_running(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
-    }
-
-    /// Waits for the exit; returns the status, every stdout line and stderr.
-    fn finish(mut self) -> (ExitStatus, Vec<String>, String) {
-        let deadline = Instant::now() + WAIT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("the server did not exit within {WAIT:?} of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        self.stdout.extend(self.lines.iter());
-        let stderr = self.stderr.take().map(|h| h.join().expect("stderr reader"));
-        (
-            status,
-            std::mem::take(&mut self.stdout),
-            stderr.unwrap_or_default(),
-        )
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            .is_some_and(|m| m.starts_with(message));
+        wanted.then_some(parsed)
+    })
 }
 
 async fn get(url: &str) -> Reply {
@@ -222,8 +116,8 @@ fn base_env() -> Vec<(&'static str, &'static str)> {
 #[tokio::test]
 async fn json_logs_are_one_object_per_line_on_stdout_with_masked_numbers_and_no_secrets() {
     let dir = TempDir::new("json-logs");
-    let mut server = Spawned::serve(&base_env(), &dir.0);
-    let addr = server.address("sms-sessions listening");
+    let mut server = serve(&base_env(), &dir.0);
+    let addr = server.addr;
 
     let reply = text_once(addr, None, Some("deploy-test-42")).await;
     assert_eq!(reply.status, 200, "{}", text(&reply));
@@ -237,24 +131,32 @@ async fn json_logs_are_one_object_per_line_on_stdout_with_masked_numbers_and_no_
     let url = format!("http://{addr}/sms");
     let forged = post_signed(&url, &url, &[("From", ME), ("To", TWILIO)], "nope", &[]).await;
     assert_eq!(forged.status, 403);
-    let webhook = server.wait_for("webhook");
+    let webhook = log_line(&mut server, "webhook");
     assert_eq!(webhook["status"], 200);
     assert_eq!(webhook["from"], "+14*******99");
     assert_eq!(webhook["to"], "+14*******00");
     assert_eq!(webhook["session"], "new");
     assert!(webhook["latency_us"].is_u64(), "{webhook}");
     assert_eq!(webhook["span"]["request_id"], "deploy-test-42");
-    assert_eq!(server.wait_for("webhook")["span"]["request_id"], made_id);
-    assert_eq!(server.wait_for("webhook")["rejected"], "signature_mismatch");
+    assert_eq!(
+        log_line(&mut server, "webhook")["span"]["request_id"],
+        made_id
+    );
+    assert_eq!(
+        log_line(&mut server, "webhook")["rejected"],
+        "signature_mismatch"
+    );
 
-    server.terminate();
-    let (status, stdout, stderr) = server.finish();
+    let Finished {
+        status,
+        stdout,
+        stderr,
+    } = server.stop();
     assert!(status.success(), "{status:?}");
     assert_eq!(stderr, "", "stderr stays empty with JSON logs");
     let all = stdout.join("\n");
     for line in &stdout {
-        let json: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+        let json = json(line);
         assert!(json.is_object(), "{line}");
         assert!(json["level"].is_string() && json["timestamp"].is_string());
     }
@@ -266,8 +168,8 @@ async fn json_logs_are_one_object_per_line_on_stdout_with_masked_numbers_and_no_
 #[tokio::test]
 async fn sigterm_drains_an_in_flight_webhook_then_exits_zero() {
     let dir = TempDir::new("sigterm");
-    let mut server = Spawned::serve(&base_env(), &dir.0);
-    let addr = server.address("sms-sessions listening");
+    let mut server = serve(&base_env(), &dir.0);
+    let addr = server.addr;
 
     let url = format!("http://{addr}/sms");
     let pairs = [("From", ME), ("To", TWILIO), ("Body", "slow upload")];
@@ -289,7 +191,7 @@ async fn sigterm_drains_an_in_flight_webhook_then_exits_zero() {
     std::thread::sleep(Duration::from_millis(300));
 
     server.terminate();
-    server.wait_for("shutting down");
+    log_line(&mut server, "shutting down");
     let deadline = Instant::now() + WAIT;
     while TcpStream::connect(addr).is_ok() {
         assert!(Instant::now() < deadline, "still accepting after SIGTERM");
@@ -309,7 +211,7 @@ async fn sigterm_drains_an_in_flight_webhook_then_exits_zero() {
         ),
         "{response}"
     );
-    let (status, _, stderr) = server.finish();
+    let Finished { status, stderr, .. } = server.finish();
     assert_eq!(status.code(), Some(0), "{status:?} {stderr}");
 }
 
@@ -323,34 +225,26 @@ async fn secrets_come_from_files_and_a_restart_keeps_the_conversation() {
         ("SMS_SESSIONS_SECRET_FILE", secret_file.as_str()),
     ];
 
-    let mut first = Spawned::serve(&env, &dir.0);
-    let addr = first.address("sms-sessions listening");
-    let reply = text_once(addr, None, None).await;
+    let first = serve(&env, &dir.0);
+    let reply = text_once(first.addr, None, None).await;
     assert_eq!(reply.status, 200, "the token came from its file");
     let cookie = set_cookie(&reply).expect("a session cookie");
-    first.terminate();
-    let (status, stdout, _) = first.finish();
+    let Finished { status, stdout, .. } = first.stop();
     assert!(status.success());
     assert!(
         !stdout.join("\n").contains("random per-process"),
         "the secret came from its file"
     );
 
-    let mut second = Spawned::serve(&env, &dir.0);
-    let addr = second.address("sms-sessions listening");
-    let reply = text_once(addr, Some(&cookie), None).await;
+    let second = serve(&env, &dir.0);
+    let reply = text_once(second.addr, Some(&cookie), None).await;
     assert_eq!(
         message_text(&reply),
         "Hello, thanks for message number 2",
         "a cookie signed before the restart still reads"
     );
 
-    let check = Command::new(env!("CARGO_BIN_EXE_sms-sessions"))
-        .arg("check-config")
-        .env_clear()
-        .envs(env)
-        .output()
-        .expect("run check-config");
+    let check = common_spawn::run(&["check-config"], &env);
     let shown = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "{shown}");
     assert!(shown.contains("auth_token = \"<redacted>\""), "{shown}");
@@ -366,25 +260,16 @@ async fn secret_file_errors_name_the_variable_and_plain_env_wins() {
         .expect_err("unreadable file");
     assert_eq!(err.key, "TWILIO_AUTH_TOKEN_FILE");
     assert!(err.message.contains(&missing), "{err}");
-    let err = Config::load(
-        None,
-        &[
+    let secret_file_error = |path: &str| {
+        let env = [
             ("TWILIO_AUTH_TOKEN", "t"),
-            ("SMS_SESSIONS_SECRET_FILE", missing.as_str()),
-        ],
-    )
-    .expect_err("unreadable file");
-    assert_eq!(err.key, "SMS_SESSIONS_SECRET_FILE");
+            ("SMS_SESSIONS_SECRET_FILE", path),
+        ];
+        Config::load(None, &env).expect_err("a bad secret file").key
+    };
+    assert_eq!(secret_file_error(&missing), "SMS_SESSIONS_SECRET_FILE");
     let short = dir.write("short", "too short\n");
-    let err = Config::load(
-        None,
-        &[
-            ("TWILIO_AUTH_TOKEN", "t"),
-            ("SMS_SESSIONS_SECRET_FILE", short.as_str()),
-        ],
-    )
-    .expect_err("short secret");
-    assert_eq!(err.key, "session.secret");
+    assert_eq!(secret_file_error(&short), "session.secret");
 
     let file_token = dir.write("token", "token-from-the-file\n");
     let env = [
@@ -406,9 +291,13 @@ async fn metrics_listen_serves_metrics_on_its_own_address() {
     let dir = TempDir::new("metrics-listen");
     let mut env = base_env();
     env.push(("SMS_SESSIONS_METRICS_LISTEN", "127.0.0.1:0"));
-    let mut server = Spawned::serve(&env, &dir.0);
-    let main = server.address("sms-sessions listening");
-    let metrics = server.address("metrics listening");
+    let mut server = serve(&env, &dir.0);
+    let main = server.addr;
+    let announced = log_line(&mut server, "metrics listening");
+    let metrics: SocketAddr = announced["address"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {announced}"));
     assert_ne!(main, metrics);
 
     assert_eq!(text_once(main, None, None).await.status, 200);
@@ -421,6 +310,5 @@ async fn metrics_listen_serves_metrics_on_its_own_address() {
         body.contains("sms_sessions_webhooks_total{route=\"/sms\",status=\"200\"} 1"),
         "{body}"
     );
-    server.terminate();
-    assert!(server.finish().0.success());
+    assert!(server.stop().status.success());
 }

@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
@@ -41,33 +42,31 @@ pub struct Finished {
 
 impl Server {
     /// `sms-sessions serve` on 127.0.0.1:0 with exactly `env` plus the listen address; waits
-    /// for the "listening" line and reads the port from it.
+    /// for the "sms-sessions listening" line (text or JSON) and reads the port from it.
     pub fn start(env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sms-sessions"))
+        Self::launch(env, None)
+    }
+
+    /// [`Server::start`] with `dir` as the working directory.
+    pub fn start_in(env: &[(&str, &str)], dir: &Path) -> Self {
+        Self::launch(env, Some(dir))
+    }
+
+    fn launch(env: &[(&str, &str)], dir: Option<&Path>) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sms-sessions"));
+        command
             .arg("serve")
             .env_clear()
             .envs(env.iter().copied())
             .env("SMS_SESSIONS_LISTEN", "127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sms-sessions");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut stderr = child.stderr.take().expect("piped stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
+            .stderr(Stdio::piped());
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let mut child = command.spawn().expect("spawn sms-sessions");
+        let (lines, stderr) = capture(&mut child);
         let mut server = Self {
             child,
             lines,
@@ -75,21 +74,28 @@ impl Server {
             stderr: Some(stderr),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
-        let line = server.wait_for_line(|line| line.contains("listening"));
+        let line = server.wait_for_line(|line| line.contains("sms-sessions listening"));
         server.addr = address_in(&line).unwrap_or_else(|| panic!("no address in {line}"));
         server
     }
 
     /// Waits for a stdout line for which `wanted` holds; returns it.
+    #[track_caller]
     pub fn wait_for_line(&mut self, wanted: impl Fn(&str) -> bool) -> String {
+        self.wait_for(|line| wanted(line).then(|| line.to_owned()))
+    }
+
+    /// Reads stdout lines until `pick` makes something of one; returns that.
+    #[track_caller]
+    pub fn wait_for<T>(&mut self, mut pick: impl FnMut(&str) -> Option<T>) -> T {
         let deadline = Instant::now() + WAIT;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             let Ok(line) = self.lines.recv_timeout(left) else {
                 break;
             };
             self.stdout.push(line.clone());
-            if wanted(&line) {
-                return line;
+            if let Some(picked) = pick(&line) {
+                return picked;
             }
         }
         let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default());
@@ -110,11 +116,26 @@ impl Server {
         format!("http://{}{path}", self.addr)
     }
 
-    /// SIGTERM (a graceful stop, so every log line is flushed), then waits for the exit.
-    pub fn stop(mut self) -> Finished {
+    /// Sends SIGTERM (what `docker stop` sends: a graceful stop, so every log line is flushed).
+    pub fn terminate(&self) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status();
         assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid} failed");
+    }
+
+    /// Whether the process has not exited yet (say, while it drains after SIGTERM).
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// [`Server::terminate`], then [`Server::finish`].
+    pub fn stop(self) -> Finished {
+        self.terminate();
+        self.finish()
+    }
+
+    /// Waits for the exit (after [`Server::terminate`]); returns everything the process wrote.
+    pub fn finish(mut self) -> Finished {
         let deadline = Instant::now() + WAIT;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -143,6 +164,26 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Stdout line by line over a channel; stderr whole, once the process has closed it.
+fn capture(child: &mut Child) -> (Receiver<String>, JoinHandle<String>) {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    (lines, stderr)
 }
 
 /// `address=127.0.0.1:PORT` (text logs) or `"address":"127.0.0.1:PORT"` (JSON logs).
