@@ -15,12 +15,12 @@ use hyper::header::HeaderValue;
 use hyper::{Method, Request};
 use sms_sessions::client::http::{self, Reply};
 use sms_sessions::routes::sms::unix_now;
-use sms_sessions::session::{Pair, SessionCodec, SessionData, SessionSecret};
+use sms_sessions::session::{Pair, SessionCodec};
 use sms_sessions::twilio::signature::AuthToken;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use common::{Phone, SECRET, TOKEN, TestServer, message_text};
+use common::{Phone, SECRET, TOKEN, TestServer, codec, counted, message_text};
 
 const ME: &str = "+14155550199";
 const TWILIO: &str = "+14155550100";
@@ -188,17 +188,6 @@ fn with_cookie(ctx: &Ctx, name: &'static str, cookie: impl Into<Vec<u8>>, expect
         .signed(ctx)
         .header("cookie", cookie)
         .case(name, expect)
-}
-
-fn codec(secret: &str) -> SessionCodec {
-    let secret = SessionSecret::new(secret).expect("32+ bytes");
-    SessionCodec::new("sms_session", Duration::from_secs(4 * 3600), &secret, &[])
-}
-
-fn counted(n: u32) -> SessionData {
-    let mut data = SessionData::default();
-    data.set("count", n);
-    data
 }
 
 fn body_cases(ctx: &Ctx) -> Vec<Case> {

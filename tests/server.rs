@@ -5,25 +5,15 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Phone, SECRET, TOKEN, TestServer, form, message_text, post_raw, post_signed, set_cookie, text,
+    Phone, SECRET, TOKEN, TestServer, codec, counted, form, message_text, post_raw, post_signed,
+    set_cookie, text,
 };
 use sms_sessions::routes::sms::unix_now;
-use sms_sessions::session::{Pair, SessionCodec, SessionData, SessionSecret};
+use sms_sessions::session::{Pair, SessionCodec, SessionSecret};
 
 const ME: &str = "+14155550199";
 const TWILIO: &str = "+14155550100";
 const FIRST: &str = "Hello, thanks for the new message.";
-
-fn codec() -> SessionCodec {
-    let secret = SessionSecret::new(SECRET).expect("32+ bytes");
-    SessionCodec::new("sms_session", Duration::from_secs(4 * 3600), &secret, &[])
-}
-
-fn counted(n: u32) -> SessionData {
-    let mut data = SessionData::default();
-    data.set("count", n);
-    data
-}
 
 #[tokio::test]
 async fn a_conversation_counts_one_two_three() {
@@ -147,10 +137,10 @@ async fn expired_cookie_starts_fresh_even_if_the_client_still_sends_it() {
         to: TWILIO,
         from: ME,
     };
-    let stale = codec()
+    let stale = codec(SECRET)
         .encode(&counted(7), pair, unix_now() - 4 * 3600 - 5)
         .expect("fits");
-    let fresh = codec()
+    let fresh = codec(SECRET)
         .encode(&counted(7), pair, unix_now() - 4 * 3600 + 60)
         .expect("fits");
     let mut phone = Phone::new(ME, TWILIO);
@@ -170,7 +160,7 @@ async fn configured_ttl_is_enforced_and_advertised() {
         to: TWILIO,
         from: ME,
     };
-    let stale = codec()
+    let stale = codec(SECRET)
         .encode(&counted(2), pair, unix_now() - 120)
         .expect("fits");
     let mut phone = Phone::new(ME, TWILIO);

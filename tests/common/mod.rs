@@ -10,6 +10,7 @@ use hyper::Request;
 use sms_sessions::app::{AppState, serve};
 use sms_sessions::client::http::{self, Reply};
 use sms_sessions::config::Config;
+use sms_sessions::session::{SessionCodec, SessionData, SessionSecret};
 use sms_sessions::twilio::signature::AuthToken;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -173,4 +174,22 @@ pub fn message_text(reply: &Reply) -> String {
         (Some(start), Some(end)) if start <= end => body[start..end].to_owned(),
         _ => panic!("no <Message> in {body}"),
     }
+}
+
+/// A cookie codec like the server's (default name and TTL), signing with `secret`.
+pub fn codec(secret: &str) -> SessionCodec {
+    let secret = SessionSecret::new(secret).expect("32+ bytes");
+    SessionCodec::new(
+        "sms_session",
+        std::time::Duration::from_secs(4 * 3600),
+        &secret,
+        &[],
+    )
+}
+
+/// Counter-flow state after `n` messages.
+pub fn counted(n: u32) -> SessionData {
+    let mut data = SessionData::default();
+    data.set("count", n);
+    data
 }
