@@ -12,6 +12,7 @@
 //! | [`twilio::signature`] | pure: Twilio's `X-Twilio-Signature` (server and client tools share it) |
 //! | [`twilio::public_url`] | rebuilding the URL Twilio signed, behind proxies too |
 //! | [`twilio::webhook`] | the gate: body limit, form decode, signature check, rejections |
+//! | [`twilio::form`] | form parameters decoded once, into one buffer |
 //! | [`twilio::inbound`] | typed inbound message and status callback |
 //! | [`twilio::twiml`] | the `MessagingResponse` builder (byte-compatible with twilio-python) |
 //! | [`session`] | the signed, pair-bound, time-stamped cookie codec and the flow-visible state |

@@ -27,7 +27,7 @@ pub async fn inbound(
     params: WebhookParams,
     headers: HeaderMap,
 ) -> Response {
-    let message = match InboundMessage::from_pairs(&params.pairs) {
+    let message = match InboundMessage::from_pairs(&params.pairs.to_vec()) {
         Ok(message) => message,
         Err(missing) => {
             return (StatusCode::BAD_REQUEST, plain(format!("{missing}\n"))).into_response();

@@ -8,7 +8,7 @@ use crate::twilio::inbound::StatusCallback;
 use crate::twilio::webhook::{WebhookParams, plain};
 
 pub async fn status(params: WebhookParams) -> Response {
-    let callback = match StatusCallback::from_pairs(&params.pairs) {
+    let callback = match StatusCallback::from_pairs(&params.pairs.to_vec()) {
         Ok(callback) => callback,
         Err(missing) => {
             return (StatusCode::BAD_REQUEST, plain(format!("{missing}\n"))).into_response();

@@ -14,6 +14,7 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::form::FormPairs;
 use super::public_url::{UrlError, UrlSource};
 use super::signature::{self, AuthToken, Invalid, Payload};
 
@@ -35,7 +36,7 @@ pub struct WebhookGate {
 /// The decoded parameters of a webhook (body for POST, query for GET), in arrival order.
 #[derive(Debug, Clone)]
 pub struct WebhookParams {
-    pub pairs: Arc<[(String, String)]>,
+    pub pairs: Arc<FormPairs>,
     /// The public URL is https: cookies get the `Secure` flag.
     pub secure: bool,
 }
@@ -129,7 +130,7 @@ impl WebhookGate {
         } else {
             parts.uri.query().unwrap_or("").as_bytes()
         };
-        let pairs: Arc<[(String, String)]> = form_urlencoded::parse(source).into_owned().collect();
+        let pairs = Arc::new(FormPairs::parse(source));
         let url = self
             .url_source
             .rebuild(&parts.uri, &parts.headers)
@@ -142,12 +143,12 @@ impl WebhookGate {
             let signature = signature
                 .to_str()
                 .map_err(|_| Rejection::BadSignature(Invalid::Malformed))?;
-            let signed: &[(String, String)] = if parts.method == Method::POST {
-                &pairs
+            let signed = if parts.method == Method::POST {
+                pairs.to_vec()
             } else {
-                &[]
+                Vec::new()
             };
-            signature::verify(&self.tokens, &url, Payload::Form(signed), signature)
+            signature::verify(&self.tokens, &url, Payload::Form(&signed), signature)
                 .map_err(Rejection::BadSignature)?;
         }
         let secure = url.starts_with("https://");
