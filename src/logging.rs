@@ -108,13 +108,17 @@ pub fn mask_phone(address: &str) -> String {
         Some((channel, number)) => (&address[..=channel.len()], number),
         None => ("", address),
     };
-    let chars: Vec<char> = number.chars().collect();
-    if chars.len() <= 6 {
-        return format!("{channel}{}", "*".repeat(chars.len()));
-    }
-    let head: String = chars[..3].iter().collect();
-    let tail: String = chars[chars.len() - 2..].iter().collect();
-    format!("{channel}{head}{}{tail}", "*".repeat(chars.len() - 5))
+    let count = number.chars().count();
+    let shown = |i: usize| count > 6 && (i < 3 || i + 2 >= count);
+    let mut masked = String::with_capacity(address.len());
+    masked.push_str(channel);
+    masked.extend(
+        number
+            .chars()
+            .enumerate()
+            .map(|(i, c)| if shown(i) { c } else { '*' }),
+    );
+    masked
 }
 
 /// Makes request ids: a random per-process prefix and a counter (cheap, unique, sortable).
@@ -175,9 +179,8 @@ pub async fn observe(
     let id = observer.ids.pick(request.headers().get(REQUEST_ID));
     request.headers_mut().insert(REQUEST_ID, id.clone());
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let id_text = id.to_str().unwrap_or_default().to_owned();
-    let span = tracing::info_span!("request", request_id = %id_text);
+    let uri = request.uri().clone();
+    let span = tracing::info_span!("request", request_id = %id.to_str().unwrap_or_default());
     let mut response = next.run(request).instrument(span.clone()).await;
     response.headers_mut().insert(REQUEST_ID, id);
     let _entered = span.enter();
@@ -185,7 +188,7 @@ pub async fn observe(
     record(
         metrics,
         &method,
-        &path,
+        uri.path(),
         &response,
         started.elapsed().as_micros(),
     );
@@ -218,16 +221,15 @@ fn record(
             latency_us,
         });
     }
-    let from = log.map(|l| mask_phone(&l.from)).unwrap_or_default();
-    let to = log.map(|l| mask_phone(&l.to)).unwrap_or_default();
+    // Field values are only evaluated when the line is enabled.
     tracing::info!(
         %method,
         path,
         status,
         latency_us,
         message_sid = log.map_or("", |l| l.message_sid.as_str()),
-        from,
-        to,
+        from = log.map(|l| mask_phone(&l.from)).unwrap_or_default(),
+        to = log.map(|l| mask_phone(&l.to)).unwrap_or_default(),
         session = log.and_then(|l| l.session).unwrap_or(""),
         message_status = log.and_then(|l| l.message_status.as_deref()).unwrap_or(""),
         rejected = rejected.map_or("", |r| r.label()),
@@ -245,6 +247,8 @@ mod tests {
         assert_eq!(mask_phone("+14155550199"), "+14*******99");
         assert_eq!(mask_phone("whatsapp:+14155550199"), "whatsapp:+14*******99");
         assert_eq!(mask_phone("12345"), "*****");
+        assert_eq!(mask_phone("1234567"), "123**67");
+        assert_eq!(mask_phone("ünïcödé+1"), "ünï****+1");
         assert_eq!(mask_phone(""), "");
     }
 
