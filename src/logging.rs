@@ -5,7 +5,7 @@
 //! the response, one line at info records what an operator needs and nothing they must not
 //! see: the MessageSid, masked numbers, the session outcome, the status and the latency.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -52,9 +52,9 @@ where
             .with_current_span(true)
             .with_span_list(false)
             .try_init(),
-        LogFormat::Text => builder
-            .with_ansi(std::io::stdout().is_terminal())
-            .try_init(),
+        // Plain text even on a terminal: colours (tracing-subscriber's `ansi` feature) cost
+        // every line's fields a round of styling.
+        LogFormat::Text => builder.with_ansi(false).try_init(),
     };
 }
 
