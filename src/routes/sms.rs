@@ -1,8 +1,8 @@
 //! `POST /sms` (and `GET /sms`, for numbers configured to use GET): one inbound text in, one
 //! TwiML reply out, with the conversation's cookie re-issued.
 
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::WebhookLog;
@@ -25,7 +25,7 @@ use crate::twilio::webhook::{WebhookParams, plain};
 pub async fn inbound(
     State(state): State<AppState>,
     params: WebhookParams,
-    headers: HeaderMap,
+    request: Request, // for its Cookie headers (the `HeaderMap` extractor would copy them all)
 ) -> Response {
     let message = match InboundMessage::from_pairs(&params.pairs.to_vec()) {
         Ok(message) => message,
@@ -38,7 +38,8 @@ pub async fn inbound(
         from: &message.from,
     };
     let now = unix_now();
-    let cookies = headers
+    let cookies = request
+        .headers()
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok());
