@@ -34,7 +34,7 @@ use sms_sessions::twilio::signature::AuthToken;
 
 use drive::{Pool, drive};
 use phone::{Phone, Signer, Template};
-use report::{Measured, Memory, Targets};
+use report::{Cpu, Measured, Memory, Targets};
 use server::{Running, Target};
 
 const TOKEN: &str = "12345";
@@ -219,9 +219,13 @@ async fn run(args: &Args, name: &str, target: &Target, pin: bool) -> Result<Meas
     let peak_rss = server.memory_kib("VmHWM");
     drop(pool);
     let log_lines = server.stop();
-    let per_second = server::ticks_per_second();
-    let cpu = Duration::from_secs_f64(ticks.server as f64 / per_second as f64);
-    let others = ticks.others() as f64 / per_second as f64 / tally.elapsed.as_secs_f64();
+    let per_second = server::ticks_per_second() as f64;
+    let seconds = |ticks: u64| Duration::from_secs_f64(ticks as f64 / per_second);
+    let cpu = Cpu {
+        user: seconds(ticks.server_user),
+        system: seconds(ticks.server_system),
+        others_cores: seconds(ticks.others()).as_secs_f64() / tally.elapsed.as_secs_f64(),
+    };
     let memory = Memory {
         rss_kib: rss,
         peak_rss_kib: peak_rss,
@@ -231,17 +235,16 @@ async fn run(args: &Args, name: &str, target: &Target, pin: bool) -> Result<Meas
         tally,
         warmup,
         cpu,
-        others,
         memory,
         first_webhook,
         log_lines,
     ))
 }
 
-/// CPU ticks of the server, of this process, and of the whole machine.
+/// CPU ticks of the server (user, system), of this process, and of the whole machine.
 #[derive(Clone, Copy)]
 struct Ticks {
-    server: u64,
+    server: (u64, u64),
     own: u64,
     machine: machine::CpuTicks,
 }
@@ -255,10 +258,10 @@ impl Ticks {
         })
     }
 
-    /// The difference, as (server, own, machine busy) ticks.
     fn since(self, earlier: Self) -> Spent {
         Spent {
-            server: self.server - earlier.server,
+            server_user: self.server.0 - earlier.server.0,
+            server_system: self.server.1 - earlier.server.1,
             own: self.own.saturating_sub(earlier.own),
             machine: self.machine.busy_since(earlier.machine),
         }
@@ -266,7 +269,8 @@ impl Ticks {
 }
 
 struct Spent {
-    server: u64,
+    server_user: u64,
+    server_system: u64,
     own: u64,
     machine: u64,
 }
@@ -274,7 +278,8 @@ struct Spent {
 impl Spent {
     /// Ticks spent by every other process.
     fn others(&self) -> u64 {
-        self.machine.saturating_sub(self.server + self.own)
+        let ours = self.server_user + self.server_system + self.own;
+        self.machine.saturating_sub(ours)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderValue, Request, header};
@@ -13,6 +14,9 @@ use sms_sessions::twilio::signature::AuthToken;
 use tokio::net::TcpStream;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// A text without a reply by then counts as an error (and its connection is dropped).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What every webhook of a run shares: where it goes and how it is signed.
 pub struct Signer {
@@ -87,14 +91,16 @@ impl Phone {
     pub async fn text(&mut self, signer: &Signer, check_count: bool) -> Outcome {
         let k = self.sent + 1;
         let request = self.webhook(signer, k);
-        let (status, set_cookie, body) = match self.send(signer.addr, request).await {
-            Ok(reply) => reply,
-            Err(error) => {
-                self.connection = None;
-                self.in_sync = false;
-                return Outcome::Failed(error.to_string());
-            }
-        };
+        let reply = tokio::time::timeout(REPLY_TIMEOUT, self.send(signer.addr, request)).await;
+        let (status, set_cookie, body) =
+            match reply.unwrap_or_else(|_| Err("no reply in 10 s".into())) {
+                Ok(reply) => reply,
+                Err(error) => {
+                    self.connection = None;
+                    self.in_sync = false;
+                    return Outcome::Failed(error.to_string());
+                }
+            };
         if status != 200 {
             self.in_sync = false;
             return Outcome::Failed(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)));

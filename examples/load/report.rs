@@ -4,6 +4,14 @@ use std::time::Duration;
 
 use crate::drive::Tally;
 
+/// The server's CPU time during the measurement, and the other processes'.
+pub struct Cpu {
+    pub user: Duration,
+    pub system: Duration,
+    /// Cores' worth of CPU that other processes used.
+    pub others_cores: f64,
+}
+
 /// The server's memory.
 pub struct Memory {
     /// VmRSS in KiB after the first webhook, then at the start, middle and end of measurement.
@@ -25,6 +33,8 @@ pub struct Measured {
     wrong_counts: u64,
     first_problem: Option<String>,
     cpu_per_webhook_us: f64,
+    /// The part of it spent in the kernel.
+    system_per_webhook_us: f64,
     /// Cores' worth of CPU that other processes used during the measurement.
     others_cores: f64,
     memory: Memory,
@@ -38,8 +48,7 @@ impl Measured {
         name: &str,
         mut tally: Tally,
         warmup: Tally,
-        cpu: Duration,
-        others_cores: f64,
+        cpu: Cpu,
         memory: Memory,
         first_webhook: Duration,
         log_lines: u64,
@@ -56,8 +65,10 @@ impl Measured {
             errors: tally.errors + warmup.errors,
             wrong_counts: tally.wrong_counts + warmup.wrong_counts,
             first_problem: warmup.first_problem.or(tally.first_problem),
-            cpu_per_webhook_us: cpu.as_secs_f64() * 1e6 / requests.max(1) as f64,
-            others_cores,
+            cpu_per_webhook_us: (cpu.user + cpu.system).as_secs_f64() * 1e6
+                / requests.max(1) as f64,
+            system_per_webhook_us: cpu.system.as_secs_f64() * 1e6 / requests.max(1) as f64,
+            others_cores: cpu.others_cores,
             memory,
             first_webhook,
             log_lines,
@@ -121,6 +132,10 @@ pub fn print(results: &[Measured], targets: &Targets) -> Verdict {
         (
             "server CPU µs/webhook",
             Box::new(|m| format!("{:.2}", m.cpu_per_webhook_us)),
+        ),
+        (
+            "  of which kernel µs",
+            Box::new(|m| format!("{:.2}", m.system_per_webhook_us)),
         ),
         (
             "× baseline CPU",

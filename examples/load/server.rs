@@ -63,8 +63,8 @@ impl Running {
         self.child.id()
     }
 
-    /// User + system CPU ticks so far (all threads), from `/proc/PID/stat`.
-    pub fn cpu_ticks(&self) -> std::io::Result<u64> {
+    /// User and system CPU ticks so far (all threads), from `/proc/PID/stat`.
+    pub fn cpu_ticks(&self) -> std::io::Result<(u64, u64)> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
         // Fields after the parenthesised command name, which may hold spaces: state is
         // field 3, utime 14 and stime 15.
@@ -72,7 +72,7 @@ impl Running {
         let fields: Vec<&str> = after_name.split_whitespace().collect();
         let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
         match (ticks(11), ticks(12)) {
-            (Some(utime), Some(stime)) => Ok(utime + stime),
+            (Some(utime), Some(stime)) => Ok((utime, stime)),
             _ => Err(std::io::Error::other("unexpected /proc/PID/stat")),
         }
     }
