@@ -19,17 +19,17 @@ impl FormPairs {
     /// it is), and invalid UTF-8 becomes U+FFFD.
     pub fn parse(input: &[u8]) -> Self {
         let mut bytes = Vec::with_capacity(input.len());
-        let mut pairs = Vec::with_capacity(input.iter().filter(|&&b| b == b'&').count() + 1);
-        for piece in input
-            .split(|&b| b == b'&')
-            .filter(|piece| !piece.is_empty())
-        {
-            let (key, value) = match piece.iter().position(|&b| b == b'=') {
-                Some(at) => (&piece[..at], &piece[at + 1..]),
-                None => (piece, &piece[piece.len()..]),
-            };
+        let mut pairs = Vec::with_capacity(memchr::memchr_iter(b'&', input).count() + 1);
+        let mut rest = Some(input);
+        while let Some(remaining) = rest {
+            let (piece, after) = split_at_byte(remaining, b'&');
+            rest = after;
+            if piece.is_empty() {
+                continue;
+            }
+            let (key, value) = split_at_byte(piece, b'=');
             let key = decode_into(key, &mut bytes);
-            let value = decode_into(value, &mut bytes);
+            let value = decode_into(value.unwrap_or_default(), &mut bytes);
             pairs.push((key, value));
         }
         match String::from_utf8(bytes) {
@@ -72,11 +72,19 @@ impl FormPairs {
     }
 }
 
+/// `bytes` before the first `separator`, and what follows it (`None` when there is none).
+fn split_at_byte(bytes: &[u8], separator: u8) -> (&[u8], Option<&[u8]>) {
+    match memchr::memchr(separator, bytes) {
+        Some(at) => (&bytes[..at], Some(&bytes[at + 1..])),
+        None => (bytes, None),
+    }
+}
+
 /// Appends `raw` decoded (`+` → space, `%XX` → the byte; anything else, a lone `%` included,
-/// as it is) and returns where it went. Plain runs are copied whole.
+/// as it is) and returns where it went. Plain runs are found with `memchr` and copied whole.
 fn decode_into(mut raw: &[u8], out: &mut Vec<u8>) -> Range<usize> {
     let start = out.len();
-    while let Some(at) = raw.iter().position(|&b| b == b'+' || b == b'%') {
+    while let Some(at) = memchr::memchr2(b'+', b'%', raw) {
         out.extend_from_slice(&raw[..at]);
         let escaped = raw
             .get(at + 1..at + 3)
