@@ -2,7 +2,8 @@
 //! `tests/data/payloads/` (signed for `https://example.com/twilio/sms` with token `12345`).
 //!
 //! The router benchmarks run without a tracing subscriber, so they leave out the cost of
-//! writing log lines; `examples/load` measures the server with its logging on.
+//! writing log lines; `examples/load` measures the server with its logging on. Like the
+//! binary, the benchmarks use mimalloc.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -16,10 +17,15 @@ use sms_sessions::app::{AppState, router};
 use sms_sessions::config::Config;
 use sms_sessions::flows::{Counter, Flow};
 use sms_sessions::session::{Pair, SessionCodec, SessionData, SessionSecret};
+use sms_sessions::twilio::form::FormPairs;
 use sms_sessions::twilio::inbound::InboundMessage;
 use sms_sessions::twilio::signature::{self, AuthToken, Payload};
 use sms_sessions::twilio::twiml::MessagingResponse;
 use tower::ServiceExt;
+
+/// The allocator the binary runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const URL: &str = "https://example.com/twilio/sms";
 const TOKEN: &str = "12345";
@@ -67,9 +73,20 @@ fn signature_verification(c: &mut Criterion) {
         });
         group.bench_function(format!("decode_form+verify/{name}"), |b| {
             b.iter(|| {
-                let pairs = self::pairs(black_box(payload));
+                let form = FormPairs::parse(black_box(form(payload)).as_bytes());
+                let pairs = form.to_vec();
                 signature::verify(&tokens, URL, Payload::Form(&pairs), header).expect("valid")
             })
+        });
+    }
+    group.finish();
+}
+
+fn form_decoding(c: &mut Criterion) {
+    let mut group = c.benchmark_group("form");
+    for (name, payload, _) in PAYLOADS {
+        group.bench_function(format!("parse/{name}"), |b| {
+            b.iter(|| FormPairs::parse(black_box(form(payload)).as_bytes()))
         });
     }
     group.finish();
@@ -179,6 +196,7 @@ fn full_router(c: &mut Criterion) {
 
 criterion_group!(
     benches,
+    form_decoding,
     signature_verification,
     cookie_round_trip,
     twiml_rendering,
