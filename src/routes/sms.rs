@@ -70,12 +70,15 @@ pub async fn inbound(
 }
 
 fn log_fresh_start(outcome: Outcome, message: &InboundMessage) {
-    let (from, to) = (mask_phone(&message.from), mask_phone(&message.to));
+    // The masks are made only for the two outcomes that log (most webhooks resume).
+    let masked = || (mask_phone(&message.from), mask_phone(&message.to));
     match outcome {
         Outcome::Expired => {
+            let (from, to) = masked();
             tracing::info!(%from, %to, "session expired; starting a fresh conversation")
         }
         Outcome::Rejected(why) => {
+            let (from, to) = masked();
             tracing::warn!(%from, %to, reason = %why, "session cookie rejected; starting a fresh conversation")
         }
         Outcome::New | Outcome::Resumed => {}
