@@ -101,7 +101,9 @@ pub fn router(state: AppState) -> Router {
         .merge(scrape)
         .route("/healthz", get(health::healthz))
         .fallback(|| async { (StatusCode::NOT_FOUND, plain("not found\n".to_owned())) })
-        .with_state(state)
+        // Handlers get the state behind one `Arc`: axum clones it for every request, and
+        // one reference count is cheaper than one per field.
+        .with_state(Arc::new(state))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,

@@ -1,6 +1,8 @@
 //! `POST /sms` (and `GET /sms`, for numbers configured to use GET): one inbound text in, one
 //! TwiML reply out, with the conversation's cookie re-issued.
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +25,7 @@ use crate::twilio::webhook::{WebhookParams, plain};
 /// wins, so N overlapping texts advance the conversation by one step. Pinned by
 /// `tests/overlap.rs`; see SECURITY.md, "Overlapping webhooks".
 pub async fn inbound(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     params: WebhookParams,
     request: Request, // for its Cookie headers (the `HeaderMap` extractor would copy them all)
 ) -> Response {
