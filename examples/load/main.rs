@@ -10,12 +10,14 @@
 //! Twilio-like cookie jar — and keeps C texts in flight. Every text is signed as Twilio signs
 //! it, and every reply's count is checked against the texts that phone has sent. After a
 //! warm-up it measures requests/s, latency percentiles, errors, wrong counts, the server's CPU
-//! time per webhook (utime + stime from `/proc/PID/stat`) and its memory (`VmRSS` at the start,
-//! middle and end, and `VmHWM`). Loopback only; bounded by `--requests` and `--max-seconds`.
+//! time per webhook (utime + stime from `/proc/PID/stat`, and the kernel's part) and its memory
+//! (`VmRSS` at the start, middle and end, and `VmHWM`). Loopback only; bounded by `--requests`
+//! and `--max-seconds`. Before each run it waits for the machine to be quiet, and it reports
+//! how much CPU other processes took during the run: CPU figures from a busy machine are noise.
 //!
 //! Runs: `baseline` (examples/baseline.rs: constant TwiML, no checks), `info` (sms-sessions at
 //! the default log level), `off` (`RUST_LOG=off`), `json` (info, JSON lines). The soak is
-//! `load --runs info --requests 300000`.
+//! `load --runs info --requests 1000000`.
 
 mod drive;
 mod machine;
@@ -59,7 +61,7 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     in_flight: usize,
     /// Measured texts per run.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 200_000)]
     requests: u64,
     /// Texts before measuring (connections, allocator and caches settle).
     #[arg(long, default_value_t = 10_000)]
