@@ -36,15 +36,15 @@ for target in "${targets[@]}"; do
     if cargo fuzz run -O "$target" "corpus/$target" "${seeds[@]}" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         >"$log" 2>&1; then
-        runs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')"
-        cov="$(grep -o 'cov: [0-9]*' "$log" | tail -1)"
+        runs="$(grep -ao 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')"
+        cov="$(grep -ao 'cov: [0-9]*' "$log" | tail -1)"
         echo "fuzz: $target: ${runs:-?} executions in ${seconds}s, $cov, no crash"
     else
         status=1
         echo "fuzz: $target: FAILED"
-        grep -A4 "panicked at" "$log" || true
-        grep -E "^(SUMMARY|==[0-9]+==ERROR)" "$log" || true
-        grep -A2 "Reproduce with" "$log" || tail -n 40 "$log"
+        grep -aA4 "panicked at" "$log" || true
+        grep -aE "^(SUMMARY|==[0-9]+==ERROR)" "$log" || true
+        grep -aA2 "Reproduce with" "$log" || tail -n 40 "$log"
     fi
     rm -f "$log"
 done
