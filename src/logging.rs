@@ -221,19 +221,21 @@ fn record(
             latency_us,
         });
     }
-    // Field values are only evaluated when the line is enabled.
+    // Field values are only evaluated when the line is enabled; a `None` field is left out, so a
+    // line carries only what applies (no empty `rejected=""` on every accepted webhook).
+    let present = |text: &str| !text.is_empty();
     tracing::info!(
         %method,
         path,
         status,
         latency_us,
-        message_sid = log.map_or("", |l| l.message_sid.as_str()),
-        from = log.map(|l| mask_phone(&l.from)).unwrap_or_default(),
-        to = log.map(|l| mask_phone(&l.to)).unwrap_or_default(),
-        session = log.and_then(|l| l.session).unwrap_or(""),
-        message_status = log.and_then(|l| l.message_status.as_deref()).unwrap_or(""),
-        rejected = rejected.map_or("", |r| r.label()),
-        reason = %rejected.map(ToString::to_string).unwrap_or_default(),
+        message_sid = log.map(|l| l.message_sid.as_str()).filter(|sid| present(sid)),
+        from = log.filter(|l| present(&l.from)).map(|l| mask_phone(&l.from)),
+        to = log.filter(|l| present(&l.to)).map(|l| mask_phone(&l.to)),
+        session = log.and_then(|l| l.session),
+        message_status = log.and_then(|l| l.message_status.as_deref()),
+        rejected = rejected.map(|r| r.label()),
+        reason = rejected.map(tracing::field::display),
         "webhook"
     );
 }
