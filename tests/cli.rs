@@ -10,8 +10,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use common::vectors::signature_cases;
 use common::{SECRET, TOKEN, TestServer};
-use serde::Deserialize;
 use sms_sessions::app::AppState;
 use sms_sessions::config::{Config, DEV_AUTH_TOKEN};
 use sms_sessions::twilio::signature::AuthToken;
@@ -128,28 +128,11 @@ fn dead_port() -> u16 {
 
 // ---------------------------------------------------------------------------------- sign
 
-#[derive(Deserialize)]
-struct Vector {
-    name: String,
-    auth_token: String,
-    url: String,
-    params: Option<Vec<(String, String)>>,
-    body: Option<String>,
-    signature: String,
-    expect_valid: bool,
-    signed_url: Option<String>,
-}
-
 #[test]
 fn sign_reproduces_every_valid_form_vector() {
-    let vectors: Vec<Vector> =
-        serde_json::from_str(include_str!("data/signature_vectors.json")).expect("vectors parse");
     let mut reproduced = 0;
-    for case in vectors
-        .iter()
-        .filter(|c| c.expect_valid && c.body.is_none())
-    {
-        let url = case.signed_url.as_deref().unwrap_or(&case.url);
+    for case in signature_cases().iter().filter(|c| c.is_valid_form()) {
+        let url = case.signed_url();
         let mut args = owned(&["sign", "--url", url, "--token", &case.auth_token, "--"]);
         let params = case.params.as_deref().unwrap_or_default();
         args.extend(params.iter().map(|(name, value)| format!("{name}={value}")));

@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 
+pub mod vectors;
+
 use axum::body::Bytes;
 use http_body_util::Full;
 use hyper::Request;
