@@ -232,6 +232,13 @@ fn body_cases(ctx: &Ctx) -> Vec<Case> {
             .form("From=%FF%FE&To=%C3%28&Body=%F0%9F")
             .signed(ctx)
             .case("percent-encoded invalid UTF-8 numbers", Expect::Fresh),
+        post("/sms")
+            .form([pair_form(&[]), b"&%F0%9F=%91%8D&Body=%C3&%A9".to_vec()].concat())
+            .signed(ctx)
+            .case(
+                "a character split between a key and its value (found by the fuzzer)",
+                Expect::Fresh,
+            ),
         post("/sms").form("From=+&To=+").signed(ctx).case(
             "plus signs decode to a space: From is present",
             Expect::Fresh,

@@ -33,13 +33,15 @@ impl FormPairs {
             pairs.push((key, value));
         }
         match String::from_utf8(bytes) {
-            Ok(text) => Self { text, pairs },
+            Ok(text) if cuts_no_character(&text, &pairs) => Self { text, pairs },
+            Ok(text) => Self::lossy(text.as_bytes(), &pairs),
             Err(invalid) => Self::lossy(&invalid.into_bytes(), &pairs),
         }
     }
 
-    /// The rare case: some key or value is not UTF-8. Each is replaced on its own, so a bad
-    /// byte never swallows its neighbour's text.
+    /// The rare case: some key or value is not UTF-8 on its own. The whole text can be valid
+    /// while a piece is not (`%F0%9F=%91%8D` puts half a character on each side of the `=`), so
+    /// each piece is replaced on its own and a bad byte never swallows its neighbour's text.
     fn lossy(bytes: &[u8], pairs: &[(Range<usize>, Range<usize>)]) -> Self {
         let mut text = String::with_capacity(bytes.len());
         let mut push = |range: &Range<usize>| {
@@ -70,6 +72,15 @@ impl FormPairs {
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }
+}
+
+/// Whether every key and value starts and ends on a character boundary of `text`, which
+/// makes each of them valid UTF-8 on its own.
+fn cuts_no_character(text: &str, pairs: &[(Range<usize>, Range<usize>)]) -> bool {
+    pairs
+        .iter()
+        .flat_map(|(key, value)| [key.start, key.end, value.start, value.end])
+        .all(|at| text.is_char_boundary(at))
 }
 
 /// `bytes` before the first `separator`, and what follows it (`None` when there is none).
@@ -137,6 +148,11 @@ mod tests {
             b"%%41%zz%4g%",
             b"%+1=+%2b%2B",
             b"x=%F0%9F%91%8D&bad=%FF%FE&mixed=caf\xc3\xa9\xff",
+            // Valid as a whole, not piece by piece (found by the fuzzer): half a character on
+            // each side of an `=` or an `&`.
+            b"%F0%9F=%91%8D",
+            b"a=%C3&%A9=b",
+            b"caf\xc3=\xa9",
         ];
         for &input in cases {
             assert_eq!(
@@ -166,7 +182,24 @@ mod tests {
         }
 
         #[test]
-        fn decodes_form_shaped_text_like_form_urlencoded(input in "[a=&+%0-9a-fA-Gé\u{1F44D}]{0,48}") {
+        fn decodes_form_shaped_text_like_form_urlencoded(input in "[a=&+%0-9a-fA-GéÉ\u{1F44D}]{0,48}") {
+            prop_assert_eq!(parsed(input.as_bytes()), reference(input.as_bytes()));
+        }
+
+        /// Valid text with every byte escaped and `=`/`&` put between bytes at random, so a
+        /// character is often split between a key and its value or between two pairs.
+        #[test]
+        fn decodes_text_cut_mid_character_like_form_urlencoded(
+            text in "[aé\u{1F44D}\u{10FFFF}]{0,8}",
+            cuts in proptest::collection::vec(any::<bool>(), 0..32),
+        ) {
+            let mut input = String::new();
+            for (i, byte) in text.bytes().enumerate() {
+                if cuts.get(i).copied().unwrap_or_default() {
+                    input.push(if i % 2 == 1 { '=' } else { '&' });
+                }
+                input.push_str(&format!("%{byte:02X}"));
+            }
             prop_assert_eq!(parsed(input.as_bytes()), reference(input.as_bytes()));
         }
     }
