@@ -6,8 +6,10 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{Config, MetricsExposure};
@@ -76,10 +78,12 @@ const BACKSTOP_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 ///
 /// 1. `observe`: request id and the request log, so even timeouts and rejections are logged
 ///    with their id and latency;
-/// 2. timeout: a backstop for slow flows, 503 one second after `server.request_timeout` (so a
+/// 2. a panic in a handler (a bug) becomes a logged 500 for that request alone; the
+///    connection and the server carry on (the release profile unwinds for this);
+/// 3. timeout: a backstop for slow flows, 503 one second after `server.request_timeout` (so a
 ///    client that is slow to send its body gets the gate's 408, not this), still well before
 ///    Twilio's own 15 s limit;
-/// 3. on the webhook routes only, the gate: body deadline (408), body limit (413), form check
+/// 4. on the webhook routes only, the gate: body deadline (408), body limit (413), form check
 ///    (415), signature (403) — before any handler sees a byte.
 pub fn router(state: AppState) -> Router {
     let timeout = state.config.server.request_timeout + BACKSTOP_GRACE;
@@ -108,7 +112,19 @@ pub fn router(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(from_fn_with_state(observer, observe))
+}
+
+/// The answer to a request whose handler panicked. The panic's message went to stderr through
+/// the panic hook; it may quote request data, so it is not repeated in the request log.
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a handler panicked; answered 500 and carried on");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        plain("internal error\n".to_owned()),
+    )
+        .into_response()
 }
 
 /// Serves `router(state)` on an already-bound listener until `shutdown` resolves, then lets

@@ -453,3 +453,43 @@ async fn a_stalled_upload_gets_408_at_the_request_timeout() {
         "{answer}"
     );
 }
+
+/// Counts like `counter`, but a text saying "panic" hits a bug.
+struct Buggy;
+
+impl sms_sessions::flows::Flow for Buggy {
+    fn reply(
+        &self,
+        message: &sms_sessions::twilio::inbound::InboundMessage,
+        state: &mut sms_sessions::session::SessionData,
+    ) -> sms_sessions::twilio::twiml::MessagingResponse {
+        assert_ne!(message.body, "panic", "a bug in a flow");
+        let count = state.get_parsed::<u32>("counter").unwrap_or(0) + 1;
+        state.set("counter", count);
+        let mut response = sms_sessions::twilio::twiml::MessagingResponse::new();
+        response.message(format!("count {count}"));
+        response
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_flow_costs_one_500_and_the_server_carries_on() {
+    let config = sms_sessions::config::Config::load(
+        None,
+        &[
+            ("TWILIO_AUTH_TOKEN", TOKEN),
+            ("SMS_SESSIONS_SECRET", SECRET),
+        ],
+    )
+    .expect("valid");
+    let state = sms_sessions::app::AppState::with_flow(config, std::sync::Arc::new(Buggy));
+    let server = TestServer::with_state(state).await;
+    let mut phone = Phone::new(ME, TWILIO);
+    assert_eq!(message_text(&phone.text(&server, "one").await), "count 1");
+    let reply = phone.text(&server, "panic").await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(text(&reply), "internal error\n");
+    // The conversation is where it was before the failed text.
+    assert_eq!(message_text(&phone.text(&server, "two").await), "count 2");
+    server.stop().await.expect("clean shutdown");
+}

@@ -20,6 +20,7 @@ pub async fn serve(arg: &ConfigArg) -> ExitCode {
     };
     // Batched: `main` flushes the log whenever a runtime worker goes idle.
     logging::init_batched(config.log_format);
+    logging::log_panics_without_their_message();
     warn_about_insecure_settings(&config);
     let listener = match TcpListener::bind(config.server.listen).await {
         Ok(listener) => listener,
