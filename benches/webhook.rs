@@ -1,9 +1,10 @@
 //! `cargo bench`: the pure core and the whole router on the realistic payloads of
 //! `tests/data/payloads/` (signed for `https://example.com/twilio/sms` with token `12345`).
 //!
-//! The router benchmarks run without a tracing subscriber, so they leave out the cost of
-//! writing log lines; `examples/load` measures the server with its logging on. Like the
-//! binary, the benchmarks use mimalloc.
+//! The `router` benchmarks run without a tracing subscriber; the last group, `router_logged`,
+//! installs the server's batched info-level text log (run with stdout to /dev/null) and so
+//! adds what the request span and log line cost in user space. `examples/load` measures the
+//! whole server, kernel included. Like the binary, the benchmarks use mimalloc.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -194,12 +195,33 @@ fn full_router(c: &mut Criterion) {
     group.finish();
 }
 
+/// `router/resumed_session` again with the server's info logging on (stdout batched, so run
+/// with stdout redirected: `cargo bench -- router_logged > /dev/null`).
+fn full_router_logged(c: &mut Criterion) {
+    sms_sessions::logging::init_batched(sms_sessions::config::LogFormat::Text);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let app = app();
+    let mut group = c.benchmark_group("router_logged");
+    for (name, payload, signature) in PAYLOADS {
+        let first = runtime.block_on(send(&app, webhook(payload, signature, None)));
+        let cookie = first.1.expect("a session cookie");
+        group.bench_function(format!("resumed_session/{name}"), |b| {
+            b.iter(|| runtime.block_on(send(&app, webhook(payload, signature, Some(&cookie)))))
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     form_decoding,
     signature_verification,
     cookie_round_trip,
     twiml_rendering,
-    full_router
+    full_router,
+    full_router_logged
 );
 criterion_main!(benches);
