@@ -175,39 +175,34 @@ async fn send(app: &Router, request: Request<Body>) -> (u16, Option<String>) {
 }
 
 fn full_router(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let app = app();
-    let mut group = c.benchmark_group("router");
-    for (name, payload, signature) in PAYLOADS {
-        let first = runtime.block_on(send(&app, webhook(payload, signature, None)));
-        assert_eq!(first.0, 200, "the {name} payload is accepted");
-        let cookie = first.1.expect("a session cookie");
-        group.bench_function(format!("new_session/{name}"), |b| {
-            b.iter(|| runtime.block_on(send(&app, webhook(payload, signature, None))))
-        });
-        group.bench_function(format!("resumed_session/{name}"), |b| {
-            b.iter(|| runtime.block_on(send(&app, webhook(payload, signature, Some(&cookie)))))
-        });
-    }
-    group.finish();
+    bench_router(c, "router", true);
 }
 
 /// `router/resumed_session` again with the server's info logging on (stdout batched, so run
 /// with stdout redirected: `cargo bench -- router_logged > /dev/null`).
 fn full_router_logged(c: &mut Criterion) {
     sms_sessions::logging::init_batched(sms_sessions::config::LogFormat::Text);
+    bench_router(c, "router_logged", false);
+}
+
+/// Each payload's first webhook opens a session; then the payload is sent again with that
+/// session's cookie (`resumed_session`) and, with `new_sessions`, without one (`new_session`).
+fn bench_router(c: &mut Criterion, group: &str, new_sessions: bool) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let app = app();
-    let mut group = c.benchmark_group("router_logged");
+    let mut group = c.benchmark_group(group);
     for (name, payload, signature) in PAYLOADS {
         let first = runtime.block_on(send(&app, webhook(payload, signature, None)));
+        assert_eq!(first.0, 200, "the {name} payload is accepted");
         let cookie = first.1.expect("a session cookie");
+        if new_sessions {
+            group.bench_function(format!("new_session/{name}"), |b| {
+                b.iter(|| runtime.block_on(send(&app, webhook(payload, signature, None))))
+            });
+        }
         group.bench_function(format!("resumed_session/{name}"), |b| {
             b.iter(|| runtime.block_on(send(&app, webhook(payload, signature, Some(&cookie)))))
         });
