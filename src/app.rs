@@ -116,8 +116,9 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(observer, observe))
 }
 
-/// The answer to a request whose handler panicked. The panic's message went to stderr through
-/// the panic hook; it may quote request data, so it is not repeated in the request log.
+/// The answer to a request whose handler panicked. The panic hook has reported it already
+/// (`serve`'s hook logs where it happened); its payload is dropped here unread, because it may
+/// quote request data.
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a handler panicked; answered 500 and carried on");
     (
