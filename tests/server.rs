@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{
     Phone, SECRET, TOKEN, TestServer, codec, counted, form, message_text, post_raw, post_signed,
-    set_cookie, text,
+    set_cookie, test_config, text,
 };
 use sms_sessions::routes::sms::unix_now;
 use sms_sessions::session::{Pair, SessionCodec, SessionSecret};
@@ -474,15 +474,8 @@ impl sms_sessions::flows::Flow for Buggy {
 
 #[tokio::test]
 async fn a_panicking_flow_costs_one_500_and_the_server_carries_on() {
-    let config = sms_sessions::config::Config::load(
-        None,
-        &[
-            ("TWILIO_AUTH_TOKEN", TOKEN),
-            ("SMS_SESSIONS_SECRET", SECRET),
-        ],
-    )
-    .expect("valid");
-    let state = sms_sessions::app::AppState::with_flow(config, std::sync::Arc::new(Buggy));
+    let state =
+        sms_sessions::app::AppState::with_flow(test_config(&[]), std::sync::Arc::new(Buggy));
     let server = TestServer::with_state(state).await;
     let mut phone = Phone::new(ME, TWILIO);
     assert_eq!(message_text(&phone.text(&server, "one").await), "count 1");

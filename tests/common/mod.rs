@@ -21,6 +21,17 @@ use tokio::task::JoinHandle;
 pub const TOKEN: &str = "test-auth-token-0123456789abcdef";
 pub const SECRET: &str = "test-session-secret-0123456789abcdef";
 
+/// The configuration of [`TestServer::start`]: the test token and secret plus `env` (which wins).
+pub fn test_config(env: &[(&str, &str)]) -> Config {
+    // The first match wins in a slice environment, so `env` goes first.
+    let mut all = env.to_vec();
+    all.extend([
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("SMS_SESSIONS_SECRET", SECRET),
+    ]);
+    Config::load(None, all.as_slice()).expect("test config is valid")
+}
+
 /// A server running in this process; dropped → shut down.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -31,14 +42,7 @@ pub struct TestServer {
 impl TestServer {
     /// Starts with the test token and secret plus `env` (which wins).
     pub async fn start(env: &[(&str, &str)]) -> Self {
-        // The first match wins in a slice environment, so `env` goes first.
-        let mut all = env.to_vec();
-        all.extend([
-            ("TWILIO_AUTH_TOKEN", TOKEN),
-            ("SMS_SESSIONS_SECRET", SECRET),
-        ]);
-        let config = Config::load(None, all.as_slice()).expect("test config is valid");
-        Self::with_state(AppState::new(config)).await
+        Self::with_state(AppState::new(test_config(env))).await
     }
 
     pub async fn with_state(state: AppState) -> Self {
