@@ -9,14 +9,14 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{Request, header};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
-use sms_sessions::app::{AppState, router};
+use sms_sessions::app::{AppState, service};
 use sms_sessions::config::Config;
 use sms_sessions::flows::{Counter, Flow};
+use sms_sessions::front::Front;
 use sms_sessions::session::{Pair, SessionCodec, SessionData, SessionSecret};
 use sms_sessions::twilio::form::FormPairs;
 use sms_sessions::twilio::inbound::InboundMessage;
@@ -137,14 +137,14 @@ fn twiml_rendering(c: &mut Criterion) {
     });
 }
 
-fn app() -> Router {
+fn app() -> Front {
     let env = [
         ("TWILIO_AUTH_TOKEN", TOKEN),
         ("SMS_SESSIONS_SECRET", SECRET),
         ("SMS_SESSIONS_PUBLIC_URL", "https://example.com/twilio"),
     ];
     let config = Config::load(None, &env).expect("valid configuration");
-    router(AppState::new(config))
+    service(AppState::new(config))
 }
 
 fn webhook(payload: &'static str, signature: &str, cookie: Option<&str>) -> Request<Body> {
@@ -161,7 +161,7 @@ fn webhook(payload: &'static str, signature: &str, cookie: Option<&str>) -> Requ
 }
 
 /// Sends one webhook through the router; returns the status and the `name=value` cookie.
-async fn send(app: &Router, request: Request<Body>) -> (u16, Option<String>) {
+async fn send(app: &Front, request: Request<Body>) -> (u16, Option<String>) {
     let response = app.clone().oneshot(request).await.expect("infallible");
     let status = response.status().as_u16();
     let cookie = response

@@ -5,21 +5,18 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::middleware::from_fn_with_state;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{Config, MetricsExposure};
 use crate::flows::{self, Flow};
-use crate::logging::{Observer, observe};
+use crate::front::Front;
+use crate::logging::Observer;
 use crate::metrics::{self, Metrics};
 use crate::routes::{health, sms, status};
 use crate::session::{SessionCodec, SessionSecret};
 use crate::twilio::public_url::UrlSource;
-use crate::twilio::webhook::{WebhookGate, gate, plain};
+use crate::twilio::webhook::{HasGate, WebhookGate, plain};
 
 /// Everything a request needs, cheap to clone (one `Arc` each).
 #[derive(Clone)]
@@ -71,64 +68,45 @@ impl AppState {
     }
 }
 
-/// How much longer than `server.request_timeout` a flow may take before the 503 backstop.
+/// How much longer than `server.request_timeout` a request may take before the 503 backstop.
 const BACKSTOP_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The whole HTTP surface. Layers, outermost first, and why in this order:
+/// The whole HTTP surface: the routes behind the [`Front`] (request id, log line, metrics,
+/// panic → 500, the 503 backstop).
 ///
-/// 1. `observe`: request id and the request log, so even timeouts and rejections are logged
-///    with their id and latency;
-/// 2. a panic in a handler (a bug) becomes a logged 500 for that request alone; the
-///    connection and the server carry on (the release profile unwinds for this);
-/// 3. timeout: a backstop for slow flows, 503 one second after `server.request_timeout` (so a
-///    client that is slow to send its body gets the gate's 408, not this), still well before
-///    Twilio's own 15 s limit;
-/// 4. on the webhook routes only, the gate: body deadline (408), body limit (413), form check
-///    (415), signature (403) — before any handler sees a byte.
-pub fn router(state: AppState) -> Router {
-    let timeout = state.config.server.request_timeout + BACKSTOP_GRACE;
-    let observer = Arc::new(Observer {
+/// The webhook routes take the [`Webhook`](crate::twilio::webhook::Webhook) extractor, which is
+/// the gate: body deadline (408), body limit (413), form check (415), signature (403), before
+/// the handler sees a byte. Methods are routed first, so a wrong one is a 405.
+pub fn service(state: AppState) -> Front {
+    let backstop = state.config.server.request_timeout + BACKSTOP_GRACE;
+    let observer = Observer {
         ids: Default::default(),
         metrics: state.metrics.clone(),
-    });
+    };
     // `GET /metrics` here unless it is off or has a listener of its own.
     let scrape = match (&state.metrics, state.config.server.metrics) {
         (Some(registry), MetricsExposure::Main) => metrics::router(registry.clone()),
         _ => Router::new(),
     };
-    let webhooks = Router::new()
+    let router = Router::new()
         .route("/sms", post(sms::inbound).get(sms::inbound))
         .route("/sms/status", post(status::status))
-        .route_layer(from_fn_with_state(state.gate.clone(), gate));
-    Router::new()
-        .merge(webhooks)
         .merge(scrape)
         .route("/healthz", get(health::healthz))
         .fallback(|| async { (StatusCode::NOT_FOUND, plain("not found\n".to_owned())) })
         // Handlers get the state behind one `Arc`: axum clones it for every request, and
         // one reference count is cheaper than one per field.
-        .with_state(Arc::new(state))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
-        .layer(CatchPanicLayer::custom(panicked))
-        .layer(from_fn_with_state(observer, observe))
+        .with_state(Arc::new(state));
+    Front::new(router, observer, backstop)
 }
 
-/// The answer to a request whose handler panicked. The panic hook has reported it already
-/// (`serve`'s hook logs where it happened); its payload is dropped here unread, because it may
-/// quote request data.
-fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("a handler panicked; answered 500 and carried on");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        plain("internal error\n".to_owned()),
-    )
-        .into_response()
+impl HasGate for Arc<AppState> {
+    fn gate(&self) -> &WebhookGate {
+        &self.gate
+    }
 }
 
-/// Serves `router(state)` on an already-bound listener until `shutdown` resolves, then lets
+/// Serves [`service`]`(state)` on an already-bound listener until `shutdown` resolves, then lets
 /// in-flight requests finish.
 pub async fn serve(
     listener: TcpListener,
@@ -136,7 +114,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let heartbeat = timer_heartbeat(state.config.server.request_timeout);
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown);
+    let service = axum::ServiceExt::into_make_service(service(state));
+    let server = axum::serve(listener, service).with_graceful_shutdown(shutdown);
     tokio::select! {
         served = server => served,
         never = heartbeat => match never {},

@@ -18,7 +18,9 @@
 //! | [`session`] | the signed, pair-bound, time-stamped cookie codec and the flow-visible state |
 //! | [`flows`] | the `Flow` trait and the tutorial flows |
 //! | [`config`] | typed configuration: embedded default, file, environment |
-//! | [`app`] | state, router (layers in one place), serve with graceful shutdown |
+//! | [`app`] | state, the routes, serve with graceful shutdown |
+//! | [`front`] | what every request passes through: id, log line, metrics, panic → 500, 503 backstop |
+//! | [`deadline`] | deadlines whose timer is armed only for work that waits |
 //! | [`routes`] | thin handlers: `/sms`, `/sms/status`, `/healthz` |
 //! | [`logging`] | tracing set-up, the one line per webhook, phone-number masking |
 //! | [`metrics`] | Prometheus counters and latency histogram, recorded beside the log line |
@@ -29,7 +31,9 @@ pub mod app;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod deadline;
 pub mod flows;
+pub mod front;
 pub mod logging;
 pub mod metrics;
 pub mod routes;

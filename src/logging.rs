@@ -8,13 +8,11 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::http::HeaderValue;
-use axum::middleware::Next;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method};
 use axum::response::Response;
-use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -61,7 +59,7 @@ where
 /// Replaces the panic hook for the server: a panic is logged as one error line with where it
 /// happened, and its message is left out, because a message like "byte index 49 is not a char
 /// boundary; it is inside … of `…`" can quote a webhook body, phone numbers included. The
-/// request that panicked gets a 500 (see `app::router`); the server carries on.
+/// request that panicked gets a 500 (see [`crate::front`]); the server carries on.
 pub fn log_panics_without_their_message() {
     std::panic::set_hook(Box::new(|info| {
         let location = info
@@ -182,35 +180,38 @@ pub struct Observer {
     pub metrics: Option<Arc<Metrics>>,
 }
 
-/// The request-id and request-log middleware (outermost).
-pub async fn observe(
-    State(observer): State<Arc<Observer>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let id = observer.ids.pick(request.headers().get(REQUEST_ID));
-    request.headers_mut().insert(REQUEST_ID, id.clone());
-    let method = request.method().clone();
-    let uri = request.uri().clone();
-    let span = tracing::info_span!("request", request_id = %id.to_str().unwrap_or_default());
-    let mut response = next.run(request).instrument(span.clone()).await;
-    response.headers_mut().insert(REQUEST_ID, id);
-    let _entered = span.enter();
-    let metrics = observer.metrics.as_deref();
-    record(
-        metrics,
-        &method,
-        uri.path(),
-        &response,
-        started.elapsed().as_micros(),
-    );
-    response
+impl Observer {
+    /// Picks the request's id (see [`RequestIds::pick`]) and sets it on the request, for the
+    /// handlers.
+    pub(crate) fn request_id(&self, request: &mut Request) -> HeaderValue {
+        let id = self.ids.pick(request.headers().get(REQUEST_ID));
+        request.headers_mut().insert(REQUEST_ID, id.clone());
+        id
+    }
+
+    /// Echoes the id in the response, then writes the request's log line and metrics.
+    pub(crate) fn record(
+        &self,
+        method: &Method,
+        path: &str,
+        response: &mut Response,
+        id: HeaderValue,
+        latency: Duration,
+    ) {
+        response.headers_mut().insert(REQUEST_ID, id);
+        record(
+            self.metrics.as_deref(),
+            method,
+            path,
+            response,
+            latency.as_micros(),
+        );
+    }
 }
 
 fn record(
     metrics: Option<&Metrics>,
-    method: &axum::http::Method,
+    method: &Method,
     path: &str,
     response: &Response,
     latency_us: u128,

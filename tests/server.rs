@@ -454,6 +454,73 @@ async fn a_stalled_upload_gets_408_at_the_request_timeout() {
     );
 }
 
+/// The gate stops reading a body once its Content-Length is in, without waiting for hyper's
+/// end of body; the connection must stay usable for the next webhook, whether the body came
+/// with the head, in pieces, or not at all (a GET).
+#[tokio::test]
+async fn webhooks_one_after_another_on_one_connection_are_all_answered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(&[]).await;
+    let url = server.url("/sms");
+    let token = sms_sessions::twilio::signature::AuthToken::new(TOKEN).expect("token");
+    let mut stream = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let mut cookie = String::new();
+    for (n, split) in [(1, false), (2, true), (3, false), (4, true)] {
+        let pairs = [("From", ME), ("To", TWILIO), ("Body", "hi")];
+        let body = form(&pairs);
+        let head = format!(
+            "POST /sms HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nX-Twilio-Signature: {}\r\n{cookie}\r\n",
+            server.addr,
+            body.len(),
+            token.sign(&url, &pairs)
+        );
+        if split {
+            // The head and half the body, a pause, then the rest.
+            let (first, rest) = body.split_at(body.len() / 2);
+            stream
+                .write_all(format!("{head}{first}").as_bytes())
+                .await
+                .expect("send");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            stream.write_all(rest.as_bytes()).await.expect("send");
+        } else {
+            stream
+                .write_all(format!("{head}{body}").as_bytes())
+                .await
+                .expect("send");
+        }
+        let mut answer = Vec::new();
+        while !answer.ends_with(b"</Response>") {
+            let mut chunk = [0; 4096];
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+                .await
+                .expect("answered")
+                .expect("read");
+            assert!(read > 0, "webhook {n}: the server closed the connection");
+            answer.extend_from_slice(&chunk[..read]);
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "webhook {n}: {answer}");
+        let expected = if n == 1 {
+            FIRST.to_owned()
+        } else {
+            format!("message number {n}")
+        };
+        assert!(answer.contains(&expected), "webhook {n}: {answer}");
+        let set_cookie = answer
+            .lines()
+            .find_map(|line| line.strip_prefix("set-cookie: "))
+            .expect("a cookie");
+        cookie = format!(
+            "Cookie: {}\r\n",
+            set_cookie.split(';').next().expect("name=value")
+        );
+    }
+}
+
 /// Counts like `counter`, but a text saying "panic" hits a bug.
 struct Buggy;
 

@@ -4,7 +4,7 @@ pub mod health;
 pub mod sms;
 pub mod status;
 
-/// The fields a handler reports for the one log line per webhook (see [`crate::logging::observe`]).
+/// The fields a handler reports for the one log line per webhook (see [`crate::front`]).
 #[derive(Debug, Clone, Default)]
 pub struct WebhookLog {
     pub message_sid: String,

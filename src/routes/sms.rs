@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::logging::mask_phone;
 use crate::session::{Outcome, Pair};
 use crate::twilio::inbound::InboundMessage;
-use crate::twilio::webhook::{WebhookParams, plain};
+use crate::twilio::webhook::{Webhook, plain};
 
 /// Answers one inbound text from the session in its cookie.
 ///
@@ -24,12 +24,8 @@ use crate::twilio::webhook::{WebhookParams, plain};
 /// from that cookie, and Twilio keeps whichever `Set-Cookie` it processes last — last writer
 /// wins, so N overlapping texts advance the conversation by one step. Pinned by
 /// `tests/overlap.rs`; see SECURITY.md, "Overlapping webhooks".
-pub async fn inbound(
-    State(state): State<Arc<AppState>>,
-    params: WebhookParams,
-    request: Request, // for its Cookie headers (the `HeaderMap` extractor would copy them all)
-) -> Response {
-    let message = match InboundMessage::from_pairs(&params.pairs.to_vec()) {
+pub async fn inbound(State(state): State<Arc<AppState>>, webhook: Webhook) -> Response {
+    let message = match InboundMessage::from_pairs(&webhook.params.to_vec()) {
         Ok(message) => message,
         Err(missing) => {
             return (StatusCode::BAD_REQUEST, plain(format!("{missing}\n"))).into_response();
@@ -40,8 +36,8 @@ pub async fn inbound(
         from: &message.from,
     };
     let now = unix_now();
-    let cookies = request
-        .headers()
+    let cookies = webhook
+        .headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok());
@@ -50,7 +46,7 @@ pub async fn inbound(
 
     let reply = state.flow.reply(&message, &mut data);
     let cookie = match state.sessions.encode(&data, pair, now) {
-        Ok(value) => state.sessions.set_cookie(&value, params.secure),
+        Ok(value) => state.sessions.set_cookie(&value, webhook.secure),
         Err(too_large) => {
             tracing::error!(error = %too_large, "the flow's state does not fit in a cookie");
             let reason = plain("session state too large for a cookie\n".to_owned());

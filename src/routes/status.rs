@@ -5,10 +5,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::WebhookLog;
 use crate::twilio::inbound::StatusCallback;
-use crate::twilio::webhook::{WebhookParams, plain};
+use crate::twilio::webhook::{Webhook, plain};
 
-pub async fn status(params: WebhookParams) -> Response {
-    let callback = match StatusCallback::from_pairs(&params.pairs.to_vec()) {
+pub async fn status(webhook: Webhook) -> Response {
+    let callback = match StatusCallback::from_pairs(&webhook.params.to_vec()) {
         Ok(callback) => callback,
         Err(missing) => {
             return (StatusCode::BAD_REQUEST, plain(format!("{missing}\n"))).into_response();

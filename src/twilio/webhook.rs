@@ -1,22 +1,24 @@
 //! The webhook gate: buffers and decodes the parameters once, then checks
 //! `X-Twilio-Signature` against the rebuilt public URL before any handler runs.
 //!
-//! Handlers receive the decoded pairs through the [`WebhookParams`] extractor, so the body is
-//! parsed exactly once, in arrival order, with repeated keys kept.
+//! The gate is the [`Webhook`] extractor: a handler that takes it gets the decoded pairs
+//! (parsed exactly once, in arrival order, with repeated keys kept) of a verified request,
+//! and a refused request never reaches the handler.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, to_bytes};
-use axum::extract::{FromRequestParts, Request, State};
-use axum::http::request::Parts;
-use axum::http::{Method, StatusCode, header};
-use axum::middleware::Next;
+use axum::body::Body;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt as _;
+use tokio::time::Instant;
 
 use super::form::FormPairs;
 use super::public_url::{UrlError, UrlSource};
 use super::signature::{self, AuthToken, Invalid, Payload};
+use crate::deadline::within;
 
 /// The header Twilio signs requests with.
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
@@ -33,10 +35,15 @@ pub struct WebhookGate {
     pub body_timeout: Duration,
 }
 
-/// The decoded parameters of a webhook (body for POST, query for GET), in arrival order.
-#[derive(Debug, Clone)]
-pub struct WebhookParams {
-    pub pairs: Arc<FormPairs>,
+/// A webhook that passed the gate: its parameters (the body of a POST, the query of a GET),
+/// decoded once, in arrival order with repeated keys kept, and its headers.
+///
+/// Taking it as a handler's last argument is what puts the gate in front of the handler: the
+/// request is refused, with [`Rejection`]'s status and reason, before the handler runs.
+#[derive(Debug)]
+pub struct Webhook {
+    pub params: FormPairs,
+    pub headers: HeaderMap,
     /// The public URL is https: cookies get the `Secure` flag.
     pub secure: bool,
 }
@@ -102,35 +109,32 @@ pub fn plain(text: String) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text)
 }
 
-/// The middleware: decode, verify, hand [`WebhookParams`] to the handler.
-pub async fn gate(State(gate): State<Arc<WebhookGate>>, request: Request, next: Next) -> Response {
-    // HEAD too: axum serves it with the GET handler, which needs what the gate provides.
-    if !matches!(*request.method(), Method::POST | Method::GET | Method::HEAD) {
-        return next.run(request).await; // the router answers 405
-    }
-    match gate.check(request).await {
-        Ok(request) => next.run(request).await,
-        Err(rejection) => rejection.into_response(),
+/// A router state that holds the gate, for the [`Webhook`] extractor.
+pub trait HasGate {
+    fn gate(&self) -> &WebhookGate;
+}
+
+impl<S: HasGate + Send + Sync> FromRequest<S> for Webhook {
+    type Rejection = Rejection;
+
+    /// The gate: nothing of a webhook reaches its handler before it passes.
+    async fn from_request(request: Request, state: &S) -> Result<Self, Rejection> {
+        state.gate().check(request).await
     }
 }
 
 impl WebhookGate {
-    async fn check(&self, request: Request) -> Result<Request, Rejection> {
-        let (mut parts, body) = request.into_parts();
-        let bytes = if parts.method == Method::POST {
-            if !is_form(&parts) {
+    async fn check(&self, request: Request) -> Result<Webhook, Rejection> {
+        let (parts, body) = request.into_parts();
+        let post = parts.method == Method::POST;
+        let params = if post {
+            if !is_form(&parts.headers) {
                 return Err(Rejection::NotForm);
             }
-            self.read_body(&parts, body).await?
+            FormPairs::parse(&self.read_body(&parts.headers, body).await?)
         } else {
-            Default::default()
+            FormPairs::parse(parts.uri.query().unwrap_or("").as_bytes())
         };
-        let source = if parts.method == Method::POST {
-            &bytes[..]
-        } else {
-            parts.uri.query().unwrap_or("").as_bytes()
-        };
-        let pairs = Arc::new(FormPairs::parse(source));
         let url = self
             .url_source
             .rebuild(&parts.uri, &parts.headers)
@@ -143,46 +147,68 @@ impl WebhookGate {
             let signature = signature
                 .to_str()
                 .map_err(|_| Rejection::BadSignature(Invalid::Malformed))?;
-            let signed = if parts.method == Method::POST {
-                pairs.to_vec()
-            } else {
-                Vec::new()
-            };
+            // A GET is signed over its URL alone: the query is part of it.
+            let signed = if post { params.to_vec() } else { Vec::new() };
             signature::verify(&self.tokens, &url, Payload::Form(&signed), signature)
                 .map_err(Rejection::BadSignature)?;
         }
-        let secure = url.starts_with("https://");
-        parts.extensions.insert(WebhookParams { pairs, secure });
-        Ok(Request::from_parts(parts, Body::from(bytes)))
+        Ok(Webhook {
+            params,
+            headers: parts.headers,
+            secure: url.starts_with("https://"),
+        })
     }
 
-    async fn read_body(&self, parts: &Parts, body: Body) -> Result<axum::body::Bytes, Rejection> {
-        let declared = parts
-            .headers
+    /// The body, within `body_limit` bytes and `body_timeout`.
+    ///
+    /// Reading stops as soon as the declared `Content-Length` is in: hyper reports the end of
+    /// the body one round later, and waiting for it cost every webhook a second trip through
+    /// the router and the scheduler. The deadline's timer is armed only for a body that is
+    /// still on its way after the first read.
+    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Rejection> {
+        let declared = headers
             .get(header::CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > self.body_limit as u64) {
-            return Err(Rejection::TooLarge(self.body_limit));
-        }
-        let read = tokio::time::timeout(self.body_timeout, to_bytes(body, self.body_limit));
-        let read = read
-            .await
-            .map_err(|_| Rejection::BodyTimeout(self.body_timeout))?;
-        read.map_err(|error| {
-            let too_large = std::error::Error::source(&error)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                Rejection::TooLarge(self.body_limit)
-            } else {
-                Rejection::BodyRead
+        let declared = match declared {
+            Some(length) if length > self.body_limit as u64 => {
+                return Err(Rejection::TooLarge(self.body_limit));
             }
-        })
+            Some(length) => Some(length as usize),
+            None => None,
+        };
+        let deadline = Instant::now() + self.body_timeout;
+        within(deadline, collect(body, self.body_limit, declared))
+            .await
+            .ok_or(Rejection::BodyTimeout(self.body_timeout))?
     }
 }
 
-fn is_form(parts: &Parts) -> bool {
-    parts
-        .headers
+/// Reads `body` until its end or until `declared` bytes are in, refusing more than `limit`.
+async fn collect(
+    mut body: Body,
+    limit: usize,
+    declared: Option<usize>,
+) -> Result<Vec<u8>, Rejection> {
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(0));
+    while declared != Some(bytes.len()) {
+        let Some(frame) = body.frame().await else {
+            break;
+        };
+        // Hyper ends a body short of its Content-Length with an error, so a truncated
+        // upload is a `BodyRead`, never a shorter form.
+        let frame = frame.map_err(|_| Rejection::BodyRead)?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > limit {
+                return Err(Rejection::TooLarge(limit));
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(bytes)
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(';').next())
@@ -192,13 +218,46 @@ fn is_form(parts: &Parts) -> bool {
         })
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for WebhookParams {
-    type Rejection = Response;
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Self>().cloned().ok_or_else(|| {
-            tracing::error!("WebhookParams requested on a route without the webhook gate");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        })
+    use axum::body::Bytes;
+    use futures_util::stream::{self, StreamExt as _};
+
+    use super::*;
+
+    /// A body whose first chunk is `chunk` and whose end never comes.
+    fn never_ending(chunk: &'static str) -> Body {
+        let first =
+            stream::once(async move { Ok::<_, Infallible>(Bytes::from_static(chunk.as_bytes())) });
+        Body::from_stream(first.chain(stream::pending()))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reading_stops_once_the_declared_length_is_in() {
+        let body = collect(never_ending("a=1&b=2"), 100, Some(7)).await;
+        assert_eq!(body, Ok(b"a=1&b=2".to_vec()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_declared_length_reading_waits_for_the_end() {
+        let reading = collect(never_ending("a=1"), 100, None);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert_eq!(within(deadline, reading).await, None);
+        let ended = Body::from("a=1&b=2");
+        assert_eq!(collect(ended, 100, None).await, Ok(b"a=1&b=2".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_whatever_it_declared() {
+        assert_eq!(
+            collect(Body::from("a=12345"), 5, None).await,
+            Err(Rejection::TooLarge(5))
+        );
+        assert_eq!(
+            collect(Body::from("a=12345"), 5, Some(3)).await,
+            Err(Rejection::TooLarge(5))
+        );
     }
 }

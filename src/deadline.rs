@@ -1,0 +1,61 @@
+//! Deadlines that cost nothing when they are not needed.
+//!
+//! A tokio timer is registered with the runtime's timer wheel when it is first polled and
+//! removed when it is dropped; a webhook server that armed one per deadline per request paid
+//! for both on every webhook, although nearly every webhook is answered at its first poll.
+//! [`within`] polls the work once before it arms a timer, so only work that actually waits (a
+//! body still arriving, a flow that awaits) pays for one.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
+
+use tokio::time::Instant;
+
+/// Runs `work` to completion, or gives up at `deadline` (`None`).
+///
+/// The timer is armed only if `work` is not done at its first poll. The deadline is absolute,
+/// so the time spent in that first poll counts against it.
+pub async fn within<F: Future>(deadline: Instant, work: F) -> Option<F::Output> {
+    let mut work = pin!(work);
+    let first = std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => tokio::time::timeout_at(deadline, work).await.ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn work_done_at_once_is_returned_even_past_its_deadline() {
+        let past = Instant::now() - Duration::from_secs(1);
+        assert_eq!(within(past, async { 7 }).await, Some(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn work_that_waits_finishes_before_the_deadline() {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let work = async {
+            tokio::time::sleep(Duration::from_secs(9)).await;
+            "done"
+        };
+        assert_eq!(within(deadline, work).await, Some("done"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn work_that_waits_past_the_deadline_is_given_up() {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(10);
+        let work = async {
+            tokio::time::sleep(Duration::from_secs(11)).await;
+            "too late"
+        };
+        assert_eq!(within(deadline, work).await, None);
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+    }
+}

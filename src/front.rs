@@ -1,0 +1,167 @@
+//! The front of the server: what every request passes through on its way to the router and
+//! back.
+//!
+//! In order: the request gets its id (echoed in `X-Request-Id`) and a span carrying it, so the
+//! warnings it causes share the id; the router answers it; a panic in a handler (a bug)
+//! becomes a 500 for that request alone; a request still unanswered one second after
+//! `server.request_timeout` gets the 503 backstop, well before Twilio's own 15 s limit (the
+//! gate's 408 for a slow upload comes first); then the one log line and the metrics.
+//!
+//! This is one service wrapped around the router rather than a stack of axum layers: each
+//! `Router::layer` costs every request a boxed service clone (about 0.15 µs apiece), and a
+//! timeout layer also a timer (0.4 µs); this front costs one box, and its backstop timer is
+//! armed only for a request that is not answered at its first poll (see [`crate::deadline`]).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt as _;
+use tokio::time::Instant;
+use tower::{Service, ServiceExt as _};
+use tracing::Instrument as _;
+
+use crate::deadline::within;
+use crate::logging::Observer;
+use crate::twilio::webhook::plain;
+
+/// The whole HTTP surface: the router behind the front. Cheap to clone (two `Arc`s).
+#[derive(Clone)]
+pub struct Front {
+    router: Router,
+    observer: Arc<Observer>,
+    /// How long a request may take before the 503 backstop.
+    backstop: Duration,
+}
+
+impl Front {
+    pub fn new(router: Router, observer: Observer, backstop: Duration) -> Self {
+        Self {
+            router,
+            observer: Arc::new(observer),
+            backstop,
+        }
+    }
+
+    async fn answer(self, mut request: Request) -> Response {
+        let started = Instant::now();
+        let id = self.observer.request_id(&mut request);
+        let method = request.method().clone();
+        let uri = request.uri().clone();
+        let span = tracing::info_span!("request", request_id = %id.to_str().unwrap_or_default());
+        let routed = AssertUnwindSafe(self.router.oneshot(request)).catch_unwind();
+        let routed = within(started + self.backstop, routed.instrument(span.clone())).await;
+        let _entered = span.enter();
+        let mut response = match routed {
+            Some(Ok(Ok(response))) => response,
+            Some(Ok(Err(infallible))) => match infallible {},
+            Some(Err(_panic)) => panicked(),
+            None => timed_out(self.backstop),
+        };
+        self.observer
+            .record(&method, uri.path(), &mut response, id, started.elapsed());
+        response
+    }
+}
+
+/// The answer to a request whose handler panicked. The panic hook has reported it already
+/// (`serve`'s hook logs where it happened); its payload is dropped unread, because it may
+/// quote request data.
+fn panicked() -> Response {
+    tracing::error!("a handler panicked; answered 500 and carried on");
+    let reason = plain("internal error\n".to_owned());
+    (StatusCode::INTERNAL_SERVER_ERROR, reason).into_response()
+}
+
+fn timed_out(backstop: Duration) -> Response {
+    tracing::error!(
+        after_ms = backstop.as_millis() as u64,
+        "request not answered in time; answered 503"
+    );
+    let reason = plain("not answered in time\n".to_owned());
+    (StatusCode::SERVICE_UNAVAILABLE, reason).into_response()
+}
+
+impl Service<Request> for Front {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    /// Always ready, like the router it wraps.
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        Box::pin(self.clone().answer(request).map(Ok))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::routing::get;
+
+    use super::*;
+
+    fn front(backstop: Duration) -> Front {
+        let router = Router::new()
+            .route("/quick", get(|| async { "ok" }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    "too late"
+                }),
+            )
+            .route(
+                "/panics",
+                get(|| async {
+                    if true {
+                        panic!("a bug");
+                    }
+                    "unreachable"
+                }),
+            );
+        Front::new(router, Observer::default(), backstop)
+    }
+
+    async fn get_path(front: &Front, path: &str) -> Response {
+        let request = Request::get(path).body(Body::empty()).expect("valid");
+        front.clone().oneshot(request).await.expect("infallible")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answered_request_gets_its_id_back() {
+        let front = front(Duration::from_secs(16));
+        let response = get_path(&front, "/quick").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers().contains_key("x-request-id"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_not_answered_in_time_gets_503_at_the_backstop() {
+        let front = front(Duration::from_secs(16));
+        let started = Instant::now();
+        let response = get_path(&front, "/slow").await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(started.elapsed(), Duration::from_secs(16));
+        assert!(response.headers().contains_key("x-request-id"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_handler_costs_its_request_a_500_and_nothing_else() {
+        let front = front(Duration::from_secs(16));
+        let response = get_path(&front, "/panics").await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(get_path(&front, "/quick").await.status(), StatusCode::OK);
+    }
+}
