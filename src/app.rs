@@ -113,33 +113,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let heartbeat = timer_heartbeat(state.config.server.request_timeout);
     let service = axum::ServiceExt::into_make_service(service(state));
-    let server = axum::serve(listener, service).with_graceful_shutdown(shutdown);
-    tokio::select! {
-        served = server => served,
-        never = heartbeat => match never {},
-    }
-}
-
-/// Keeps one timer due sooner than any webhook's, for as long as the server runs.
-///
-/// Every webhook sets timers (the gate's body deadline, the 503 backstop), and tokio wakes its
-/// I/O driver, with a `write` to an eventfd, whenever a new timer is due before all the others.
-/// A server that keeps up with its load finishes its requests and goes idle between them, so
-/// that was every webhook: one extra system call each, about a tenth of the server's CPU under
-/// load. With this tick always due within half a request timeout, a webhook's timers never
-/// come first.
-async fn timer_heartbeat(request_timeout: std::time::Duration) -> std::convert::Infallible {
-    let period = (request_timeout / 2).clamp(
-        std::time::Duration::from_millis(10),
-        std::time::Duration::from_secs(1),
-    );
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tick.tick().await;
-    }
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what `docker stop` sends).
