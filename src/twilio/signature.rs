@@ -181,16 +181,29 @@ where
     K: AsRef<str>,
     V: AsRef<str>,
 {
-    let mut sorted: Vec<(&str, &str)> = params
+    // Sorted by the keys' first eight bytes as one number before the keys themselves: a
+    // webhook's 20 to 40 keys mostly differ there, so one integer compare settles most
+    // comparisons instead of a string compare (`cargo bench -- signature/verify/sms`: 0.73 →
+    // 0.61 µs).
+    let mut sorted: Vec<(u64, &str, &str)> = params
         .iter()
-        .map(|(k, v)| (k.as_ref(), v.as_ref()))
+        .map(|(k, v)| (leading_bytes(k.as_ref()), k.as_ref(), v.as_ref()))
         .collect();
     sorted.sort_unstable();
     sorted.dedup();
-    for (key, value) in sorted {
+    for (_, key, value) in sorted {
         sink(key);
         sink(value);
     }
+}
+
+/// The first eight bytes of `text` as a big-endian number, zero-padded: when two texts' numbers
+/// differ, they order the texts as the texts order themselves.
+fn leading_bytes(text: &str) -> u64 {
+    let mut bytes = [0; 8];
+    let length = text.len().min(8);
+    bytes[..length].copy_from_slice(&text.as_bytes()[..length]);
+    u64::from_be_bytes(bytes)
 }
 
 /// The URL as given, then without its port, or with the scheme's default port added.
@@ -332,5 +345,62 @@ mod tests {
     #[test]
     fn debug_redacts_the_token() {
         assert_eq!(format!("{:?}", token()), "AuthToken(<redacted>)");
+    }
+
+    fn canonical_pieces(params: &[(&str, &str)]) -> Vec<String> {
+        let mut pieces = Vec::new();
+        for_each_canonical(params, |piece| pieces.push(piece.to_owned()));
+        pieces
+    }
+
+    #[test]
+    fn keys_that_share_their_first_eight_bytes_are_still_sorted() {
+        let params = [
+            ("MediaUrl10", "k"),
+            ("MediaUrl1", "b"),
+            ("MediaUrl1", "a"),
+            ("MediaUrl", "x"),
+            ("Media\0", "z"),
+            ("Media", "y"),
+            ("MediaUrl1", "a"),
+        ];
+        assert_eq!(
+            canonical_pieces(&params),
+            [
+                "Media",
+                "y",
+                "Media\0",
+                "z",
+                "MediaUrl",
+                "x",
+                "MediaUrl1",
+                "a",
+                "MediaUrl1",
+                "b",
+                "MediaUrl10",
+                "k"
+            ]
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn leading_bytes_never_contradict_the_order_of_texts(a in ".{0,12}", b in ".{0,12}") {
+            if leading_bytes(&a) != leading_bytes(&b) {
+                proptest::prop_assert_eq!(leading_bytes(&a).cmp(&leading_bytes(&b)), a.cmp(&b));
+            }
+        }
+
+        #[test]
+        fn canonical_order_is_the_order_of_keys_then_values(
+            params in proptest::collection::vec(("(Media|Url|\\PC){0,3}", "[ab]{0,2}"), 0..12)
+        ) {
+            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let mut expected = params.clone();
+            expected.sort();
+            expected.dedup();
+            let expected: Vec<String> = expected.iter().flat_map(|(k, v)| [k.to_string(), v.to_string()]).collect();
+            proptest::prop_assert_eq!(canonical_pieces(&params), expected);
+        }
     }
 }
