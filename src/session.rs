@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::{DecodeSliceError, Engine as _};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -78,10 +78,10 @@ impl SessionData {
         self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    fn encode(&self) -> String {
-        let mut serializer = form_urlencoded::Serializer::new(String::new());
-        serializer.extend_pairs(&self.entries);
-        serializer.finish()
+    /// Appends the entries, form-encoded.
+    fn encode_into(&self, out: &mut String) {
+        let start = out.len();
+        form_urlencoded::Serializer::for_suffix(out, start).extend_pairs(&self.entries);
     }
 
     fn decode(text: &str) -> Self {
@@ -255,11 +255,17 @@ impl SessionCodec {
         if version != VERSION {
             return Err(reject(Rejection::UnknownVersion));
         }
-        let mac = URL_SAFE_NO_PAD
-            .decode(mac)
-            .map_err(|_| reject(Rejection::Malformed))?;
+        let mut claimed = [0; 32];
+        let mac = match URL_SAFE_NO_PAD.decode_slice(mac, &mut claimed) {
+            Ok(length) => &claimed[..length],
+            // Longer than any MAC: no key signed it.
+            Err(DecodeSliceError::OutputSliceTooSmall) => {
+                return Err(reject(Rejection::BadSignature));
+            }
+            Err(DecodeSliceError::DecodeError(_)) => return Err(reject(Rejection::Malformed)),
+        };
         let key = self
-            .verifying_key(payload, &mac)
+            .verifying_key(payload, mac)
             .ok_or(reject(Rejection::BadSignature))?;
         let payload = URL_SAFE_NO_PAD
             .decode(payload)
@@ -274,7 +280,7 @@ impl SessionCodec {
         let last_seen: u64 = last_seen
             .parse()
             .map_err(|_| reject(Rejection::Malformed))?;
-        if !bool::from(tag.as_bytes().ct_eq(pair_tag(key, pair).as_bytes())) {
+        if !bool::from(tag.as_bytes().ct_eq(&pair_tag(key, pair))) {
             return Err(reject(Rejection::OtherPair));
         }
         if now.saturating_sub(last_seen) > self.ttl.as_secs() {
@@ -286,10 +292,18 @@ impl SessionCodec {
     /// The signed cookie value for this state, stamped `now`, with the current secret.
     pub fn encode(&self, data: &SessionData, pair: Pair<'_>, now: u64) -> Result<String, TooLarge> {
         let key = &self.keys[0];
-        let payload = format!("{now}|{}|{}", pair_tag(key, pair), data.encode());
-        let payload = URL_SAFE_NO_PAD.encode(payload);
-        let mac = URL_SAFE_NO_PAD.encode(self.mac(key, &payload));
-        let value = format!("{VERSION}.{payload}.{mac}");
+        let mut payload = now.to_string();
+        payload.push('|');
+        payload.push_str(std::str::from_utf8(&pair_tag(key, pair)).expect("base64 is ASCII"));
+        payload.push('|');
+        data.encode_into(&mut payload);
+        let mut value = String::with_capacity(VERSION.len() + 2 + payload.len() * 4 / 3 + 44);
+        value.push_str(VERSION);
+        value.push('.');
+        URL_SAFE_NO_PAD.encode_string(payload, &mut value);
+        let mac = self.mac(key, &value[VERSION.len() + 1..]);
+        value.push('.');
+        URL_SAFE_NO_PAD.encode_string(mac, &mut value);
         let size = self.name.len() + 1 + value.len();
         if size > MAX_COOKIE_BYTES {
             return Err(TooLarge(size));
@@ -323,14 +337,18 @@ impl SessionCodec {
 }
 
 /// A keyed, truncated hash of the pair: binds the cookie without revealing the numbers.
-fn pair_tag(key: &HmacSha256, pair: Pair<'_>) -> String {
+fn pair_tag(key: &HmacSha256, pair: Pair<'_>) -> [u8; 16] {
     let mut mac = key.clone();
     mac.update(b"pair\0");
     mac.update(pair.to.as_bytes());
     mac.update(b"\0");
     mac.update(pair.from.as_bytes());
     let digest = mac.finalize().into_bytes();
-    URL_SAFE_NO_PAD.encode(&digest[..12])
+    let mut tag = [0; 16];
+    URL_SAFE_NO_PAD
+        .encode_slice(&digest[..12], &mut tag)
+        .expect("12 bytes are 16 base64 characters");
+    tag
 }
 
 /// The values of every cookie called `name` in these `Cookie` header values, in order.
