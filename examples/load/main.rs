@@ -17,7 +17,8 @@
 //!
 //! Runs: `baseline` (examples/baseline.rs: constant TwiML, no checks), `info` (sms-sessions at
 //! the default log level), `off` (`RUST_LOG=off`), `json` (info, JSON lines). The soak is
-//! `load --runs info --requests 1000000`.
+//! `load --runs info --requests 1000000`. `--rounds N` repeats the runs interleaved and ends
+//! with the median ratio.
 
 mod drive;
 mod machine;
@@ -91,6 +92,11 @@ struct Args {
     /// Exit 1 when a performance target is missed (correctness failures always exit 1).
     #[arg(long)]
     check: bool,
+    /// Repeat the runs this many times, interleaved (baseline, info, off, baseline, …), and
+    /// end with each run's CPU ratio per round and its median: on a noisy machine the
+    /// median of interleaved rounds is steadier than any one round.
+    #[arg(long, default_value_t = 1)]
+    rounds: u32,
 }
 
 fn main() -> ExitCode {
@@ -106,23 +112,36 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     print_setup(&args, cores, pin);
-    let mut results = Vec::new();
-    for name in &args.runs {
-        let Some(target) = target(&args, name) else {
-            eprintln!("load: unknown run {name:?} (baseline, info, off, json)");
-            return ExitCode::from(2);
-        };
-        eprintln!("load: {name} ...");
-        match runtime.block_on(run(&args, name, &target, pin)) {
-            Ok(measured) => results.push(measured),
-            Err(error) => {
-                eprintln!("load: {name}: {error}");
-                return ExitCode::from(1);
+    let (mut failed, mut missed) = (false, false);
+    let mut ratios = Vec::new();
+    for round in 1..=args.rounds.max(1) {
+        let mut results = Vec::new();
+        for name in &args.runs {
+            let Some(target) = target(&args, name) else {
+                eprintln!("load: unknown run {name:?} (baseline, info, off, json)");
+                return ExitCode::from(2);
+            };
+            eprintln!("load: {name} (round {round}) ...");
+            match runtime.block_on(run(&args, name, &target, pin)) {
+                Ok(measured) => results.push(measured),
+                Err(error) => {
+                    eprintln!("load: {name}: {error}");
+                    return ExitCode::from(1);
+                }
             }
         }
+        if args.rounds > 1 {
+            println!("\nround {round}");
+        }
+        let verdict = report::print(&results, &Targets::default());
+        failed |= verdict.correctness_failed;
+        missed |= verdict.targets_missed;
+        ratios.push(report::ratios(&results));
     }
-    let verdict = report::print(&results, &Targets::default());
-    if verdict.correctness_failed || (args.check && verdict.targets_missed) {
+    if args.rounds > 1 {
+        report::print_rounds(&ratios);
+    }
+    if failed || (args.check && missed) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

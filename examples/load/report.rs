@@ -185,6 +185,45 @@ pub fn print(results: &[Measured], targets: &Targets) -> Verdict {
     judge(results, targets, ratio)
 }
 
+/// Each run's CPU per webhook as a multiple of the baseline's in the same round.
+pub fn ratios(results: &[Measured]) -> Vec<(String, f64)> {
+    let Some(baseline) = results.iter().find(|m| m.name == "baseline") else {
+        return Vec::new();
+    };
+    results
+        .iter()
+        .filter(|m| m.name != "baseline")
+        .map(|m| {
+            (
+                m.name.clone(),
+                m.cpu_per_webhook_us / baseline.cpu_per_webhook_us,
+            )
+        })
+        .collect()
+}
+
+/// The ratios of every round and, per run, their median.
+pub fn print_rounds(rounds: &[Vec<(String, f64)>]) {
+    let Some(first) = rounds.first() else {
+        return;
+    };
+    println!("\n× baseline CPU by round, and the median");
+    for (name, _) in first {
+        let mut values: Vec<f64> = rounds
+            .iter()
+            .filter_map(|round| round.iter().find(|(n, _)| n == name).map(|(_, r)| *r))
+            .collect();
+        let shown: Vec<String> = values.iter().map(|r| format!("{r:.2}")).collect();
+        values.sort_by(f64::total_cmp);
+        let median = match values.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => values[n / 2],
+            n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+        };
+        println!("{name:<8} {}  → median {median:.2}", shown.join("  "));
+    }
+}
+
 fn judge(
     results: &[Measured],
     targets: &Targets,

@@ -16,6 +16,10 @@ use axum::response::Response;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
+mod format;
+
+pub use format::{PlainFields, UtcMicros};
+
 use crate::config::LogFormat;
 use crate::metrics::{Metrics, Observation};
 use crate::routes::WebhookLog;
@@ -42,6 +46,7 @@ where
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_timer(UtcMicros)
         .with_writer(writer);
     let _ = match format {
         LogFormat::Json => builder
@@ -52,7 +57,7 @@ where
             .try_init(),
         // Plain text even on a terminal: colours (tracing-subscriber's `ansi` feature) cost
         // every line's fields a round of styling.
-        LogFormat::Text => builder.with_ansi(false).try_init(),
+        LogFormat::Text => builder.with_ansi(false).fmt_fields(PlainFields).try_init(),
     };
 }
 
