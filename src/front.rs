@@ -51,9 +51,9 @@ impl Front {
         }
     }
 
-    async fn answer(self, mut request: Request) -> Response {
+    async fn answer(self, request: Request) -> Response {
         let started = Instant::now();
-        let id = self.observer.request_id(&mut request);
+        let id = self.observer.request_id(&request);
         let method = request.method().clone();
         let uri = request.uri().clone();
         let span = tracing::info_span!("request", request_id = %id.to_str().unwrap_or_default());

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::response::Response;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -25,7 +25,7 @@ use crate::metrics::{Metrics, Observation};
 use crate::routes::WebhookLog;
 use crate::twilio::webhook::Rejection;
 
-const REQUEST_ID: &str = "x-request-id";
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Installs the global subscriber: `RUST_LOG` filters (default `info`), text or JSON lines on
 /// stdout, one `write` per line. Safe to call twice (the second call does nothing).
@@ -186,12 +186,9 @@ pub struct Observer {
 }
 
 impl Observer {
-    /// Picks the request's id (see [`RequestIds::pick`]) and sets it on the request, for the
-    /// handlers.
-    pub(crate) fn request_id(&self, request: &mut Request) -> HeaderValue {
-        let id = self.ids.pick(request.headers().get(REQUEST_ID));
-        request.headers_mut().insert(REQUEST_ID, id.clone());
-        id
+    /// The request's id (see [`RequestIds::pick`]).
+    pub(crate) fn request_id(&self, request: &Request) -> HeaderValue {
+        self.ids.pick(request.headers().get(REQUEST_ID))
     }
 
     /// Echoes the id in the response, then writes the request's log line and metrics.
