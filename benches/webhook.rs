@@ -96,10 +96,11 @@ fn form_decoding(c: &mut Criterion) {
 fn cookie_round_trip(c: &mut Criterion) {
     let secret = SessionSecret::new(SECRET).expect("long enough");
     let codec = SessionCodec::new("sms_session", Duration::from_secs(4 * 3600), &secret, &[]);
-    let message = InboundMessage::from_pairs(&pairs(PAYLOADS[0].1)).expect("valid");
+    let pairs = pairs(PAYLOADS[0].1);
+    let message = InboundMessage::from_pairs(&pairs).expect("valid");
     let pair = Pair {
-        to: &message.to,
-        from: &message.from,
+        to: message.to,
+        from: message.from,
     };
     let mut data = SessionData::default();
     data.set("count", 41);
@@ -114,7 +115,8 @@ fn cookie_round_trip(c: &mut Criterion) {
 }
 
 fn twiml_rendering(c: &mut Criterion) {
-    let message = InboundMessage::from_pairs(&pairs(PAYLOADS[0].1)).expect("valid");
+    let pairs = pairs(PAYLOADS[0].1);
+    let message = InboundMessage::from_pairs(&pairs).expect("valid");
     let mut state = SessionData::default();
     state.set("count", 41);
     c.bench_function("twiml/counter_reply", |b| {

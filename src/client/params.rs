@@ -117,25 +117,22 @@ mod tests {
         let message = InboundMessage::from_pairs(&params).expect("From and To are present");
         assert_eq!(message.message_sid, "MM0123");
         assert_eq!(message.account_sid, PLACEHOLDER_ACCOUNT_SID);
-        assert_eq!(
-            (message.from.as_str(), message.to.as_str()),
-            (text.from, text.to)
-        );
+        assert_eq!((message.from, message.to), (text.from, text.to));
         assert_eq!(message.body, "Two pics");
         assert_eq!(message.num_segments, Some(1));
         assert_eq!(message.num_media, 2);
-        assert_eq!(message.sms_status.as_deref(), Some("received"));
-        assert_eq!(message.api_version.as_deref(), Some("2010-04-01"));
+        assert_eq!(message.sms_status, Some("received"));
+        assert_eq!(message.api_version, Some("2010-04-01"));
         assert_eq!(
             message.media,
             vec![
                 Media {
-                    url: media[0].clone(),
-                    content_type: Some("image/jpeg".into())
+                    url: &media[0],
+                    content_type: Some("image/jpeg")
                 },
                 Media {
-                    url: media[1].clone(),
-                    content_type: Some("video/mp4".into())
+                    url: &media[1],
+                    content_type: Some("video/mp4")
                 },
             ]
         );

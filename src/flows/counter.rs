@@ -51,7 +51,7 @@ impl Flow for NamedCounter {
     fn reply(&self, message: &InboundMessage, state: &mut SessionData) -> MessagingResponse {
         let name = self
             .callers
-            .get(&message.from)
+            .get(message.from)
             .map_or("Friend", String::as_str);
         let count = next_count(state);
         let mut response = MessagingResponse::new();
@@ -64,10 +64,10 @@ impl Flow for NamedCounter {
 mod tests {
     use super::*;
 
-    fn inbound(from: &str) -> InboundMessage {
+    fn inbound(from: &str) -> InboundMessage<'_> {
         InboundMessage {
-            from: from.into(),
-            to: "+15005550006".into(),
+            from,
+            to: "+15005550006",
             ..InboundMessage::default()
         }
     }

@@ -25,15 +25,15 @@ use crate::twilio::webhook::{Webhook, plain};
 /// wins, so N overlapping texts advance the conversation by one step. Pinned by
 /// `tests/overlap.rs`; see SECURITY.md, "Overlapping webhooks".
 pub async fn inbound(State(state): State<Arc<AppState>>, webhook: Webhook) -> Response {
-    let message = match InboundMessage::from_pairs(&webhook.params.to_vec()) {
+    let message = match InboundMessage::from_params(webhook.params.iter()) {
         Ok(message) => message,
         Err(missing) => {
             return (StatusCode::BAD_REQUEST, plain(format!("{missing}\n"))).into_response();
         }
     };
     let pair = Pair {
-        to: &message.to,
-        from: &message.from,
+        to: message.to,
+        from: message.from,
     };
     let now = unix_now();
     let cookies = webhook
@@ -58,18 +58,15 @@ pub async fn inbound(State(state): State<Arc<AppState>>, webhook: Webhook) -> Re
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response.extensions_mut().insert(WebhookLog {
-        message_sid: message.message_sid,
-        from: message.from,
-        to: message.to,
         session: Some(outcome.as_str()),
-        message_status: None,
+        ..WebhookLog::new(message.message_sid, message.from, message.to)
     });
     response
 }
 
 fn log_fresh_start(outcome: Outcome, message: &InboundMessage) {
     // The masks are made only for the two outcomes that log (most webhooks resume).
-    let masked = || (mask_phone(&message.from), mask_phone(&message.to));
+    let masked = || (mask_phone(message.from), mask_phone(message.to));
     match outcome {
         Outcome::Expired => {
             let (from, to) = masked();

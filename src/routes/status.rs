@@ -23,12 +23,13 @@ pub async fn status(webhook: Webhook) -> Response {
         );
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
+    let (from, to) = (
+        callback.from.unwrap_or_default(),
+        callback.to.unwrap_or_default(),
+    );
     response.extensions_mut().insert(WebhookLog {
-        message_sid: callback.message_sid,
-        from: callback.from.unwrap_or_default(),
-        to: callback.to.unwrap_or_default(),
-        session: None,
         message_status: Some(callback.message_status),
+        ..WebhookLog::new(&callback.message_sid, &from, &to)
     });
     response
 }

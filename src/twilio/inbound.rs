@@ -2,64 +2,65 @@
 //!
 //! Both are built from the decoded form pairs in arrival order (never a map, so repeated keys
 //! are seen as Twilio sent them). Unknown parameters are kept in `other`, so Twilio can add
-//! parameters without breaking anything.
+//! parameters without breaking anything. An [`InboundMessage`] borrows its text from the
+//! decoded pairs: reading a webhook copies nothing.
 
 /// One media attachment of an MMS or WhatsApp message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Media {
-    pub url: String,
-    pub content_type: Option<String>,
+pub struct Media<'a> {
+    pub url: &'a str,
+    pub content_type: Option<&'a str>,
 }
 
 /// An inbound SMS, MMS or WhatsApp message (Twilio's "A message comes in" webhook).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct InboundMessage {
-    pub message_sid: String,
-    pub account_sid: String,
-    pub messaging_service_sid: Option<String>,
-    pub from: String,
-    pub to: String,
-    pub body: String,
+pub struct InboundMessage<'a> {
+    pub message_sid: &'a str,
+    pub account_sid: &'a str,
+    pub messaging_service_sid: Option<&'a str>,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub body: &'a str,
     pub num_segments: Option<u32>,
     pub num_media: u32,
     /// Media in index order, from `MediaUrlN` / `MediaContentTypeN`.
-    pub media: Vec<Media>,
-    pub sms_status: Option<String>,
-    pub api_version: Option<String>,
+    pub media: Vec<Media<'a>>,
+    pub sms_status: Option<&'a str>,
+    pub api_version: Option<&'a str>,
     /// `STOP`, `START` or `HELP` when Twilio's Advanced Opt-Out recognised a keyword.
-    pub opt_out_type: Option<String>,
-    pub from_geo: Geography,
-    pub to_geo: Geography,
-    pub whatsapp: WhatsApp,
+    pub opt_out_type: Option<&'a str>,
+    pub from_geo: Geography<'a>,
+    pub to_geo: Geography<'a>,
+    pub whatsapp: WhatsApp<'a>,
     /// Every parameter not named above, in arrival order.
-    pub other: Vec<(String, String)>,
+    pub other: Vec<(&'a str, &'a str)>,
 }
 
 /// Twilio's best guess at where a number is registered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Geography {
-    pub city: Option<String>,
-    pub state: Option<String>,
-    pub zip: Option<String>,
-    pub country: Option<String>,
+pub struct Geography<'a> {
+    pub city: Option<&'a str>,
+    pub state: Option<&'a str>,
+    pub zip: Option<&'a str>,
+    pub country: Option<&'a str>,
 }
 
 /// Parameters that only WhatsApp messages carry.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct WhatsApp {
-    pub profile_name: Option<String>,
-    pub wa_id: Option<String>,
-    pub message_type: Option<String>,
+pub struct WhatsApp<'a> {
+    pub profile_name: Option<&'a str>,
+    pub wa_id: Option<&'a str>,
+    pub message_type: Option<&'a str>,
     pub forwarded: Option<bool>,
     pub frequently_forwarded: Option<bool>,
-    pub button_text: Option<String>,
-    pub button_payload: Option<String>,
+    pub button_text: Option<&'a str>,
+    pub button_payload: Option<&'a str>,
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
-    pub address: Option<String>,
-    pub label: Option<String>,
-    pub original_replied_message_sender: Option<String>,
-    pub original_replied_message_sid: Option<String>,
+    pub address: Option<&'a str>,
+    pub label: Option<&'a str>,
+    pub original_replied_message_sender: Option<&'a str>,
+    pub original_replied_message_sid: Option<&'a str>,
 }
 
 /// A message status callback (`StatusCallback` URL).
@@ -85,56 +86,61 @@ pub struct MissingParam(pub &'static str);
 /// make us allocate for index 4 billion.
 const MAX_MEDIA_INDEX: usize = 99;
 
-impl InboundMessage {
+impl<'a> InboundMessage<'a> {
     /// Builds the message from decoded form pairs; `From` and `To` are required.
-    pub fn from_pairs<K, V>(pairs: &[(K, V)]) -> Result<Self, MissingParam>
+    pub fn from_pairs<K, V>(pairs: &'a [(K, V)]) -> Result<Self, MissingParam>
     where
         K: AsRef<str>,
         V: AsRef<str>,
     {
+        Self::from_params(pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
+    }
+
+    /// Builds the message from `(key, value)` pairs in arrival order, borrowing their text;
+    /// `From` and `To` are required.
+    pub fn from_params(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, MissingParam> {
         let mut message = Self::default();
-        let mut media: Vec<(usize, Option<String>, Option<String>)> = Vec::new();
+        let mut media = MediaSlots::new();
         for (key, value) in pairs {
-            let (key, value) = (key.as_ref(), value.as_ref());
             if let Some((index, is_url)) = media_index(key) {
                 record_media(&mut media, index, is_url, value);
             } else if !message.set(key, value) {
-                message.other.push((key.to_owned(), value.to_owned()));
+                message.other.push((key, value));
             }
         }
         message.media = collect_media(media);
-        require(&message.from, "From")?;
-        require(&message.to, "To")?;
+        require(message.from, "From")?;
+        require(message.to, "To")?;
         Ok(message)
     }
 
     /// Stores a known parameter; false for a parameter this type has no field for.
-    fn set(&mut self, key: &str, value: &str) -> bool {
-        let text = || value.to_owned();
-        let some = || Some(value.to_owned());
+    fn set(&mut self, key: &str, value: &'a str) -> bool {
         match key {
-            "MessageSid" => self.message_sid = text(),
+            "MessageSid" => self.message_sid = value,
             "SmsSid" | "SmsMessageSid" => {
                 if self.message_sid.is_empty() {
-                    self.message_sid = text();
+                    self.message_sid = value;
                 }
             }
-            "AccountSid" => self.account_sid = text(),
-            "MessagingServiceSid" => self.messaging_service_sid = some(),
-            "From" => self.from = text(),
-            "To" => self.to = text(),
-            "Body" => self.body = text(),
+            "AccountSid" => self.account_sid = value,
+            "MessagingServiceSid" => self.messaging_service_sid = Some(value),
+            "From" => self.from = value,
+            "To" => self.to = value,
+            "Body" => self.body = value,
             "NumSegments" => self.num_segments = value.parse().ok(),
             "NumMedia" => self.num_media = value.parse().unwrap_or(0),
-            "SmsStatus" => self.sms_status = some(),
-            "ApiVersion" => self.api_version = some(),
-            "OptOutType" => self.opt_out_type = some(),
+            "SmsStatus" => self.sms_status = Some(value),
+            "ApiVersion" => self.api_version = Some(value),
+            "OptOutType" => self.opt_out_type = Some(value),
             _ => return self.set_geography(key, value) || self.whatsapp.set(key, value),
         }
         true
     }
 
-    fn set_geography(&mut self, key: &str, value: &str) -> bool {
+    fn set_geography(&mut self, key: &str, value: &'a str) -> bool {
         let (geo, field) = if let Some(field) = key.strip_prefix("From") {
             (&mut self.from_geo, field)
         } else if let Some(field) = key.strip_prefix("To") {
@@ -149,28 +155,28 @@ impl InboundMessage {
             "Country" => &mut geo.country,
             _ => return false,
         };
-        *slot = Some(value.to_owned());
+        *slot = Some(value);
         true
     }
 }
 
-impl WhatsApp {
-    fn set(&mut self, key: &str, value: &str) -> bool {
-        let some = || Some(value.to_owned());
+impl<'a> WhatsApp<'a> {
+    fn set(&mut self, key: &str, value: &'a str) -> bool {
+        let some = Some(value);
         match key {
-            "ProfileName" => self.profile_name = some(),
-            "WaId" => self.wa_id = some(),
-            "MessageType" => self.message_type = some(),
+            "ProfileName" => self.profile_name = some,
+            "WaId" => self.wa_id = some,
+            "MessageType" => self.message_type = some,
             "Forwarded" => self.forwarded = value.parse().ok(),
             "FrequentlyForwarded" => self.frequently_forwarded = value.parse().ok(),
-            "ButtonText" => self.button_text = some(),
-            "ButtonPayload" => self.button_payload = some(),
+            "ButtonText" => self.button_text = some,
+            "ButtonPayload" => self.button_payload = some,
             "Latitude" => self.latitude = value.parse().ok(),
             "Longitude" => self.longitude = value.parse().ok(),
-            "Address" => self.address = some(),
-            "Label" => self.label = some(),
-            "OriginalRepliedMessageSender" => self.original_replied_message_sender = some(),
-            "OriginalRepliedMessageSid" => self.original_replied_message_sid = some(),
+            "Address" => self.address = some,
+            "Label" => self.label = some,
+            "OriginalRepliedMessageSender" => self.original_replied_message_sender = some,
+            "OriginalRepliedMessageSid" => self.original_replied_message_sid = some,
             _ => return false,
         }
         true
@@ -194,12 +200,9 @@ fn media_index(key: &str) -> Option<(usize, bool)> {
     (index <= MAX_MEDIA_INDEX).then_some((index, is_url))
 }
 
-fn record_media(
-    media: &mut Vec<(usize, Option<String>, Option<String>)>,
-    index: usize,
-    is_url: bool,
-    value: &str,
-) {
+type MediaSlots<'a> = Vec<(usize, Option<&'a str>, Option<&'a str>)>;
+
+fn record_media<'a>(media: &mut MediaSlots<'a>, index: usize, is_url: bool, value: &'a str) {
     let position = match media.iter().position(|(i, _, _)| *i == index) {
         Some(position) => position,
         None => {
@@ -209,11 +212,11 @@ fn record_media(
     };
     let entry = &mut media[position];
     let slot = if is_url { &mut entry.1 } else { &mut entry.2 };
-    *slot = Some(value.to_owned());
+    *slot = Some(value);
 }
 
 /// Keeps the indexes that have a URL, in index order.
-fn collect_media(mut media: Vec<(usize, Option<String>, Option<String>)>) -> Vec<Media> {
+fn collect_media(mut media: MediaSlots<'_>) -> Vec<Media<'_>> {
     media.sort_unstable_by_key(|(index, _, _)| *index);
     media
         .into_iter()
@@ -271,11 +274,12 @@ impl StatusCallback {
 mod tests {
     use super::*;
 
-    fn parse(body: &str) -> Result<InboundMessage, MissingParam> {
+    fn parse(body: &str) -> Result<InboundMessage<'static>, MissingParam> {
         let pairs: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
             .into_owned()
             .collect();
-        InboundMessage::from_pairs(&pairs)
+        // Leaked so the message can borrow it for the rest of the test.
+        InboundMessage::from_pairs(Vec::leak(pairs))
     }
 
     #[test]
@@ -286,28 +290,21 @@ mod tests {
         assert_eq!(message.to, "+14155550100");
         assert_eq!(message.body, "Hi there! Is 5 o'clock OK? 👍");
         assert_eq!(message.num_segments, Some(1));
-        assert_eq!(message.from_geo.city.as_deref(), Some("SAN FRANCISCO"));
-        assert_eq!(message.to_geo.zip.as_deref(), Some("94105"));
+        assert_eq!(message.from_geo.city, Some("SAN FRANCISCO"));
+        assert_eq!(message.to_geo.zip, Some("94105"));
         assert_eq!(
-            message.messaging_service_sid.as_deref(),
+            message.messaging_service_sid,
             Some("MG11111111111111111111111111111111")
         );
         assert!(message.media.is_empty());
-        assert_eq!(
-            message.other,
-            [("ReferralNumMedia".to_owned(), "0".to_owned())]
-        );
+        assert_eq!(message.other, [("ReferralNumMedia", "0")]);
     }
 
     #[test]
     fn mms_payload_lists_media_in_index_order() {
         let message = parse(include_str!("../../tests/data/payloads/mms.form")).expect("valid");
         assert_eq!(message.num_media, 2);
-        let types: Vec<_> = message
-            .media
-            .iter()
-            .map(|m| m.content_type.as_deref())
-            .collect();
+        let types: Vec<_> = message.media.iter().map(|m| m.content_type).collect();
         assert_eq!(types, [Some("image/jpeg"), Some("image/png")]);
         assert!(
             message.media[0]
@@ -327,9 +324,9 @@ mod tests {
             parse(include_str!("../../tests/data/payloads/whatsapp.form")).expect("valid");
         assert_eq!(message.from, "whatsapp:+14155550199");
         assert_eq!(message.body, "Hello from WhatsApp & friends");
-        assert_eq!(message.whatsapp.profile_name.as_deref(), Some("Jane Doe"));
-        assert_eq!(message.whatsapp.wa_id.as_deref(), Some("14155550199"));
-        assert_eq!(message.whatsapp.message_type.as_deref(), Some("text"));
+        assert_eq!(message.whatsapp.profile_name, Some("Jane Doe"));
+        assert_eq!(message.whatsapp.wa_id, Some("14155550199"));
+        assert_eq!(message.whatsapp.message_type, Some("text"));
     }
 
     #[test]
