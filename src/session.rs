@@ -92,6 +92,21 @@ impl SessionData {
     }
 }
 
+/// A conversation's state between [`SessionCodec::open`] and [`SessionCodec::save`].
+#[derive(Debug)]
+pub struct Session {
+    pub data: SessionData,
+    pub outcome: Outcome,
+    /// The pair's tag under the current secret.
+    tag: [u8; 16],
+}
+
+impl Session {
+    fn new(data: SessionData, outcome: Outcome, tag: [u8; 16]) -> Self {
+        Self { data, outcome, tag }
+    }
+}
+
 /// The (To, From) pair a conversation belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pair<'a> {
@@ -228,23 +243,50 @@ impl SessionCodec {
         pair: Pair<'_>,
         now: u64,
     ) -> (SessionData, Outcome) {
+        let session = self.open(cookie_headers, pair, now);
+        (session.data, session.outcome)
+    }
+
+    /// [`load`](Self::load) for a webhook that will [`save`](Self::save) the session again:
+    /// the pair's tag under the current secret, which both need, is worked out once.
+    pub fn open<'h>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'h str>,
+        pair: Pair<'_>,
+        now: u64,
+    ) -> Session {
+        let tag = pair_tag(&self.keys[0], pair);
         let mut first_failure = None;
         for value in cookie_values(cookie_headers, &self.name) {
-            match self.decode(value, pair, now) {
-                Ok(data) => return (data, Outcome::Resumed),
+            match self.decode_tagged(value, pair, &tag, now) {
+                Ok(data) => return Session::new(data, Outcome::Resumed, tag),
                 Err(outcome) => {
                     first_failure.get_or_insert(outcome);
                 }
             }
         }
-        (
-            SessionData::default(),
-            first_failure.unwrap_or(Outcome::New),
-        )
+        let outcome = first_failure.unwrap_or(Outcome::New);
+        Session::new(SessionData::default(), outcome, tag)
+    }
+
+    /// The signed cookie value for an [`open`](Self::open)ed session's state, stamped `now`.
+    pub fn save(&self, session: &Session, now: u64) -> Result<String, TooLarge> {
+        self.encode_tagged(&session.data, &session.tag, now)
     }
 
     /// Decodes one cookie value; the error is [`Outcome::Expired`] or [`Outcome::Rejected`].
     pub fn decode(&self, value: &str, pair: Pair<'_>, now: u64) -> Result<SessionData, Outcome> {
+        self.decode_tagged(value, pair, &pair_tag(&self.keys[0], pair), now)
+    }
+
+    /// [`decode`](Self::decode), given the pair's tag under the current secret.
+    fn decode_tagged(
+        &self,
+        value: &str,
+        pair: Pair<'_>,
+        current_tag: &[u8; 16],
+        now: u64,
+    ) -> Result<SessionData, Outcome> {
         let reject = |why| Outcome::Rejected(why);
         let mut parts = value.split('.');
         let (Some(version), Some(payload), Some(mac), None) =
@@ -280,7 +322,12 @@ impl SessionCodec {
         let last_seen: u64 = last_seen
             .parse()
             .map_err(|_| reject(Rejection::Malformed))?;
-        if !bool::from(tag.as_bytes().ct_eq(&pair_tag(key, pair))) {
+        let expected = if std::ptr::eq(key, &self.keys[0]) {
+            *current_tag
+        } else {
+            pair_tag(key, pair) // a cookie signed with a previous secret
+        };
+        if !bool::from(tag.as_bytes().ct_eq(&expected)) {
             return Err(reject(Rejection::OtherPair));
         }
         if now.saturating_sub(last_seen) > self.ttl.as_secs() {
@@ -291,10 +338,19 @@ impl SessionCodec {
 
     /// The signed cookie value for this state, stamped `now`, with the current secret.
     pub fn encode(&self, data: &SessionData, pair: Pair<'_>, now: u64) -> Result<String, TooLarge> {
+        self.encode_tagged(data, &pair_tag(&self.keys[0], pair), now)
+    }
+
+    fn encode_tagged(
+        &self,
+        data: &SessionData,
+        tag: &[u8; 16],
+        now: u64,
+    ) -> Result<String, TooLarge> {
         let key = &self.keys[0];
         let mut payload = now.to_string();
         payload.push('|');
-        payload.push_str(std::str::from_utf8(&pair_tag(key, pair)).expect("base64 is ASCII"));
+        payload.push_str(std::str::from_utf8(tag).expect("base64 is ASCII"));
         payload.push('|');
         data.encode_into(&mut payload);
         let mut value = String::with_capacity(VERSION.len() + 2 + payload.len() * 4 / 3 + 44);
@@ -394,6 +450,32 @@ mod tests {
         let header = format!("other=1; sms_session={value}");
         let (data, outcome) = codec().load([header.as_str()], PAIR, 1_000 + TTL.as_secs());
         assert_eq!((data, outcome), (counted(3), Outcome::Resumed));
+    }
+
+    #[test]
+    fn a_session_opened_and_saved_is_issued_under_the_current_secret() {
+        let old = SessionCodec::new("sms_session", TTL, &secret(1), &[]);
+        let rotated = SessionCodec::new("sms_session", TTL, &secret(2), &[secret(1)]);
+        let fresh = SessionCodec::new("sms_session", TTL, &secret(2), &[]);
+        let header = format!(
+            "sms_session={}",
+            old.encode(&counted(3), PAIR, 1_000).expect("fits")
+        );
+        let mut session = rotated.open([header.as_str()], PAIR, 1_001);
+        assert_eq!(
+            (&session.data, session.outcome),
+            (&counted(3), Outcome::Resumed)
+        );
+        session.data.set("count", 4);
+        let saved = rotated.save(&session, 1_002).expect("fits");
+        assert_eq!(fresh.decode(&saved, PAIR, 1_002), Ok(counted(4)));
+        assert_eq!(saved, fresh.encode(&counted(4), PAIR, 1_002).expect("fits"));
+        let other = Pair {
+            to: PAIR.to,
+            from: "+14155550123",
+        };
+        let stranger = rotated.open([header.as_str()], other, 1_001);
+        assert_eq!(stranger.outcome, Outcome::Rejected(Rejection::OtherPair));
     }
 
     #[test]

@@ -41,11 +41,12 @@ pub async fn inbound(State(state): State<Arc<AppState>>, webhook: Webhook) -> Re
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok());
-    let (mut data, outcome) = state.sessions.load(cookies, pair, now);
+    let mut session = state.sessions.open(cookies, pair, now);
+    let outcome = session.outcome;
     log_fresh_start(outcome, &message);
 
-    let reply = state.flow.reply(&message, &mut data);
-    let cookie = match state.sessions.encode(&data, pair, now) {
+    let reply = state.flow.reply(&message, &mut session.data);
+    let cookie = match state.sessions.save(&session, now) {
         Ok(value) => state.sessions.set_cookie(&value, webhook.secure),
         Err(too_large) => {
             tracing::error!(error = %too_large, "the flow's state does not fit in a cookie");
