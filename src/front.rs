@@ -57,18 +57,22 @@ impl Front {
         let method = request.method().clone();
         let uri = request.uri().clone();
         let span = tracing::info_span!("request", request_id = %id.to_str().unwrap_or_default());
-        let routed = AssertUnwindSafe(self.router.oneshot(request)).catch_unwind();
-        let routed = within(started + self.backstop, routed.instrument(span.clone())).await;
-        let _entered = span.enter();
-        let mut response = match routed {
-            Some(Ok(Ok(response))) => response,
-            Some(Ok(Err(infallible))) => match infallible {},
-            Some(Err(_panic)) => panicked(),
-            None => timed_out(self.backstop),
-        };
-        self.observer
-            .record(&method, uri.path(), &mut response, id, started.elapsed());
-        response
+        // One span around routing and the log line: entered once per poll, not once more
+        // for the line.
+        async move {
+            let routed = AssertUnwindSafe(self.router.oneshot(request)).catch_unwind();
+            let mut response = match within(started + self.backstop, routed).await {
+                Some(Ok(Ok(response))) => response,
+                Some(Ok(Err(infallible))) => match infallible {},
+                Some(Err(_panic)) => panicked(),
+                None => timed_out(self.backstop),
+            };
+            self.observer
+                .record(&method, uri.path(), &mut response, id, started.elapsed());
+            response
+        }
+        .instrument(span)
+        .await
     }
 }
 
