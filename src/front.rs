@@ -61,7 +61,7 @@ impl Front {
         // for the line.
         async move {
             let routed = AssertUnwindSafe(self.router.oneshot(request)).catch_unwind();
-            let mut response = match within(started + self.backstop, routed).await {
+            let mut response = match within(self.backstop, routed).await {
                 Some(Ok(Ok(response))) => response,
                 Some(Ok(Err(infallible))) => match infallible {},
                 Some(Err(_panic)) => panicked(),
