@@ -236,6 +236,20 @@ async fn check(format: &str, level: &str) {
         "masked From missing:\n{output}"
     );
     assert!(output.contains("session cookie rejected"), "{output}");
+    // Every line a request causes names the request, at every level.
+    let request_lines: Vec<&String> = finished
+        .stdout
+        .iter()
+        .filter(|l| {
+            l.contains("session cookie rejected")
+                || l.contains(": webhook ")
+                || l.contains("\"message\":\"webhook\"")
+        })
+        .collect();
+    assert!(request_lines.len() > webhooks / 2, "{output}");
+    for line in request_lines {
+        assert!(line.contains("request_id"), "no request id: {line}");
+    }
     if format == "json" {
         for line in &finished.stdout {
             let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::response::Response;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -186,9 +186,12 @@ pub struct Observer {
 }
 
 impl Observer {
-    /// The request's id (see [`RequestIds::pick`]).
-    pub(crate) fn request_id(&self, request: &Request) -> HeaderValue {
-        self.ids.pick(request.headers().get(REQUEST_ID))
+    /// Picks the request's id (see [`RequestIds::pick`]) and sets it on the request, where
+    /// [`request_id`] finds it for the lines a handler logs.
+    pub(crate) fn request_id(&self, request: &mut Request) -> HeaderValue {
+        let id = self.ids.pick(request.headers().get(REQUEST_ID));
+        request.headers_mut().insert(REQUEST_ID, id.clone());
+        id
     }
 
     /// Echoes the id in the response, then writes the request's log line and metrics.
@@ -200,19 +203,30 @@ impl Observer {
         id: HeaderValue,
         latency: Duration,
     ) {
-        response.headers_mut().insert(REQUEST_ID, id);
+        let request_id = id.to_str().unwrap_or_default();
         record(
             self.metrics.as_deref(),
+            request_id,
             method,
             path,
             response,
             latency.as_micros(),
         );
+        response.headers_mut().insert(REQUEST_ID, id);
     }
+}
+
+/// The id the front gave this request, for a line a handler logs (see [`Observer`]).
+pub fn request_id(headers: &HeaderMap) -> &str {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|id| id.to_str().ok())
+        .unwrap_or_default()
 }
 
 fn record(
     metrics: Option<&Metrics>,
+    request_id: &str,
     method: &Method,
     path: &str,
     response: &Response,
@@ -222,7 +236,7 @@ fn record(
     let latency_us = u64::try_from(latency_us).unwrap_or(u64::MAX);
     let status = response.status().as_u16();
     if path == "/healthz" || path == "/metrics" {
-        tracing::debug!(%method, path, status, latency_us, "health check or scrape");
+        tracing::debug!(request_id, %method, path, status, latency_us, "health check or scrape");
         return;
     }
     let rejected = response.extensions().get::<Rejection>();
@@ -241,6 +255,7 @@ fn record(
     // line carries only what applies (no empty `rejected=""` on every accepted webhook).
     let present = |text: &str| !text.is_empty();
     tracing::info!(
+        request_id,
         %method,
         path,
         status,

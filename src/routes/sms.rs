@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::WebhookLog;
 use crate::app::AppState;
-use crate::logging::mask_phone;
+use crate::logging::{mask_phone, request_id};
 use crate::session::{Outcome, Pair};
 use crate::twilio::inbound::InboundMessage;
 use crate::twilio::webhook::{Webhook, plain};
@@ -43,13 +43,14 @@ pub async fn inbound(State(state): State<Arc<AppState>>, webhook: Webhook) -> Re
         .filter_map(|v| v.to_str().ok());
     let mut session = state.sessions.open(cookies, pair, now);
     let outcome = session.outcome;
-    log_fresh_start(outcome, &message);
+    log_fresh_start(outcome, &message, &webhook.headers);
 
     let reply = state.flow.reply(&message, &mut session.data);
     let cookie = match state.sessions.save(&session, now) {
         Ok(value) => state.sessions.set_cookie(&value, webhook.secure),
         Err(too_large) => {
-            tracing::error!(error = %too_large, "the flow's state does not fit in a cookie");
+            let request_id = request_id(&webhook.headers);
+            tracing::error!(request_id, error = %too_large, "the flow's state does not fit in a cookie");
             let reason = plain("session state too large for a cookie\n".to_owned());
             return (StatusCode::INTERNAL_SERVER_ERROR, reason).into_response();
         }
@@ -65,17 +66,26 @@ pub async fn inbound(State(state): State<Arc<AppState>>, webhook: Webhook) -> Re
     response
 }
 
-fn log_fresh_start(outcome: Outcome, message: &InboundMessage) {
-    // The masks are made only for the two outcomes that log (most webhooks resume).
+fn log_fresh_start(outcome: Outcome, message: &InboundMessage, headers: &HeaderMap) {
+    // The masks are made only for the two outcomes that log (most webhooks resume). They are
+    // logged as strings, so a number that is not one is escaped like any other value.
     let masked = || (mask_phone(message.from), mask_phone(message.to));
+    let request_id = request_id(headers);
     match outcome {
         Outcome::Expired => {
             let (from, to) = masked();
-            tracing::info!(%from, %to, "session expired; starting a fresh conversation")
+            let (from, to) = (from.as_str(), to.as_str());
+            tracing::info!(
+                request_id,
+                from,
+                to,
+                "session expired; starting a fresh conversation"
+            )
         }
         Outcome::Rejected(why) => {
             let (from, to) = masked();
-            tracing::warn!(%from, %to, reason = %why, "session cookie rejected; starting a fresh conversation")
+            let (from, to) = (from.as_str(), to.as_str());
+            tracing::warn!(request_id, from, to, reason = %why, "session cookie rejected; starting a fresh conversation")
         }
         Outcome::New | Outcome::Resumed => {}
     }

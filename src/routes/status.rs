@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::WebhookLog;
+use crate::logging::request_id;
 use crate::twilio::inbound::StatusCallback;
 use crate::twilio::webhook::{Webhook, plain};
 
@@ -16,9 +17,10 @@ pub async fn status(webhook: Webhook) -> Response {
     };
     if let Some(code) = &callback.error_code {
         tracing::warn!(
-            message_sid = %callback.message_sid,
-            message_status = %callback.message_status,
-            error_code = %code,
+            request_id = request_id(&webhook.headers),
+            message_sid = callback.message_sid.as_str(),
+            message_status = callback.message_status.as_str(),
+            error_code = code.as_str(),
             "message delivery reported an error"
         );
     }
