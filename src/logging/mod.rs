@@ -1,9 +1,10 @@
 //! Tracing set-up, the one-line-per-webhook request log, and phone-number masking.
 //!
 //! Every request gets an id (a sane incoming `X-Request-Id` is kept, else one is made), echoed
-//! in the response and carried by a span, so the warnings a request causes share its id. After
-//! the response, one line at info records what an operator needs and nothing they must not
-//! see: the MessageSid, masked numbers, the session outcome, the status and the latency.
+//! in the response and logged as `request_id` on the lines the request causes (at debug level
+//! a span carries it to every line). After the response, one line at info records what an
+//! operator needs and nothing they must not see: the MessageSid, masked numbers, the session
+//! outcome, the status and the latency.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
