@@ -3,9 +3,9 @@
 //!
 //! In order: the request gets its id (echoed in `X-Request-Id`, set on the request for the
 //! handlers' own lines, and carried by a span at debug level); the router answers it; a panic
-//! in a handler (a bug) becomes a 500 for that request alone; a request still unanswered one second after
-//! `server.request_timeout` gets the 503 backstop, well before Twilio's own 15 s limit (the
-//! gate's 408 for a slow upload comes first); then the one log line and the metrics.
+//! in a handler (a bug) becomes a 500 for that request alone; a request still unanswered one
+//! second after `server.request_timeout` gets the 503 backstop, well before Twilio's own 15 s
+//! limit (the gate's 408 for a slow upload comes first); then the one log line and the metrics.
 //!
 //! This is one service wrapped around the router rather than a stack of axum layers: each
 //! `Router::layer` costs every request a boxed service clone (about 0.15 µs apiece), and a

@@ -25,13 +25,12 @@ pub async fn status(webhook: Webhook) -> Response {
         );
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    let (from, to) = (
-        callback.from.unwrap_or_default(),
-        callback.to.unwrap_or_default(),
-    );
+    let from = callback.from.as_deref().unwrap_or_default();
+    let to = callback.to.as_deref().unwrap_or_default();
+    let log = WebhookLog::new(&callback.message_sid, from, to);
     response.extensions_mut().insert(WebhookLog {
         message_status: Some(callback.message_status),
-        ..WebhookLog::new(&callback.message_sid, &from, &to)
+        ..log
     });
     response
 }
