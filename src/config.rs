@@ -132,6 +132,17 @@ pub struct ServerConfig {
     pub body_limit: usize,
     pub request_timeout: Duration,
     pub metrics: MetricsExposure,
+    /// A connection must deliver a whole request head within this time (also the next one on
+    /// a kept-alive connection), else it is closed.
+    pub header_timeout: Duration,
+    /// A kept-alive connection with no request in flight is closed after this long.
+    pub idle_timeout: Duration,
+    /// Connections held open at once; the next one waits in the kernel's backlog.
+    pub max_connections: usize,
+    /// Keep an incoming `X-Request-Id` (a proxy in front sets it) instead of making one.
+    pub trust_request_id: bool,
+    /// Serve `/metrics` on a non-loopback main listener (`server.public_metrics`).
+    pub public_metrics: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -141,6 +152,8 @@ pub struct TwilioConfig {
     pub validate_signatures: bool,
     /// No auth token was configured: [`DEV_AUTH_TOKEN`] on loopback only.
     pub dev_mode: bool,
+    /// When set, an inbound webhook for another account is refused (400).
+    pub account_sid: Option<String>,
     has_secondary: bool,
 }
 
@@ -185,6 +198,11 @@ struct RawServer {
     request_timeout: Option<String>,
     metrics: Option<bool>,
     metrics_listen: Option<String>,
+    header_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<u64>,
+    trust_request_id: Option<bool>,
+    public_metrics: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,6 +211,7 @@ struct RawTwilio {
     auth_token: Option<Secret>,
     secondary_auth_token: Option<Secret>,
     validate_signatures: Option<bool>,
+    account_sid: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -294,17 +313,25 @@ impl Config {
         };
         format!(
             "[server]\nlisten = \"{}\"\npublic_url = {public_url:?}\ntrust_forwarded = {}\nbody_limit = {}\n\
-             request_timeout = \"{}\"\nmetrics = {metrics}\nmetrics_listen = {metrics_listen:?}\n\n[twilio]\nauth_token = {}\nsecondary_auth_token = {}\n\
-             validate_signatures = {}\n# development mode (no auth token, loopback only): {}\n\n\
+             request_timeout = \"{}\"\nmetrics = {metrics}\nmetrics_listen = {metrics_listen:?}\npublic_metrics = {}\n\
+             header_timeout = \"{}\"\nidle_timeout = \"{}\"\nmax_connections = {}\ntrust_request_id = {}\n\n\
+             [twilio]\nauth_token = {}\nsecondary_auth_token = {}\n\
+             validate_signatures = {}\naccount_sid = {:?}\n# development mode (no auth token, loopback only): {}\n\n\
              [session]\nsecret = {}\nprevious_secrets = {} # count\nttl = \"{}\"\ncookie_name = {:?}\n\n\
              [flow]\nkind = \"{}\"\n\n[flow.callers]\n{}\n\n[log]\nformat = \"{}\"\n",
             self.server.listen,
             self.server.trust_forwarded,
             self.server.body_limit,
             humantime::format_duration(self.server.request_timeout),
+            self.server.public_metrics,
+            humantime::format_duration(self.server.header_timeout),
+            humantime::format_duration(self.server.idle_timeout),
+            self.server.max_connections,
+            self.server.trust_request_id,
             secret(tokens >= 1),
             secret(self.twilio.has_secondary),
             self.twilio.validate_signatures,
+            self.twilio.account_sid.as_deref().unwrap_or(""),
             self.twilio.dev_mode,
             secret(self.session.secret.is_some()),
             self.session.previous_secrets.len(),
@@ -398,6 +425,19 @@ impl Raw {
         if let Some(listen) = env.var("SMS_SESSIONS_METRICS_LISTEN") {
             self.server.metrics_listen = Some(listen);
         }
+        if let Some(value) = env.var("SMS_SESSIONS_MAX_CONNECTIONS") {
+            let limit = value
+                .parse()
+                .map_err(|e| error("SMS_SESSIONS_MAX_CONNECTIONS", e))?;
+            self.server.max_connections = Some(limit);
+        }
+        if let Some(value) = env.var("SMS_SESSIONS_TRUST_REQUEST_ID") {
+            self.server.trust_request_id =
+                Some(parse_bool("SMS_SESSIONS_TRUST_REQUEST_ID", &value)?);
+        }
+        if let Some(value) = env.var("SMS_SESSIONS_PUBLIC_METRICS") {
+            self.server.public_metrics = Some(parse_bool("SMS_SESSIONS_PUBLIC_METRICS", &value)?);
+        }
         if let Some(token) = env_or_file(env, "TWILIO_AUTH_TOKEN")? {
             self.twilio.auth_token = Some(Secret(token));
         }
@@ -416,6 +456,12 @@ impl Raw {
             self.session.previous_secrets = Some(secrets.map(|s| Secret(s.to_owned())).collect());
         }
         let plain = [
+            (
+                "SMS_SESSIONS_HEADER_TIMEOUT",
+                &mut self.server.header_timeout,
+            ),
+            ("SMS_SESSIONS_IDLE_TIMEOUT", &mut self.server.idle_timeout),
+            ("TWILIO_ACCOUNT_SID", &mut self.twilio.account_sid),
             ("SMS_SESSIONS_SESSION_TTL", &mut self.session.ttl),
             ("SMS_SESSIONS_COOKIE_NAME", &mut self.session.cookie_name),
             ("SMS_SESSIONS_FLOW", &mut self.flow.kind),
@@ -472,10 +518,20 @@ impl RawTwilio {
         if dev_mode {
             auth_tokens.push(AuthToken::new(DEV_AUTH_TOKEN).expect("non-empty constant"));
         }
+        let account_sid = self.account_sid.filter(|sid| !sid.is_empty());
+        if let Some(sid) = &account_sid {
+            if !crate::twilio::fields::is_sid(sid, *b"AC") {
+                return Err(error(
+                    "twilio.account_sid",
+                    "expected AC followed by 32 hex digits",
+                ));
+            }
+        }
         Ok(TwilioConfig {
             auth_tokens,
             validate_signatures: self.validate_signatures.unwrap_or(true),
             dev_mode,
+            account_sid,
             has_secondary: self.secondary_auth_token.is_some(),
         })
     }
@@ -515,6 +571,20 @@ impl RawServer {
             ));
         }
         let metrics = metrics_exposure(self.metrics, self.metrics_listen.as_deref(), listen)?;
+        let header_timeout = duration(
+            "server.header_timeout",
+            self.header_timeout.as_deref().unwrap_or("5s"),
+        )?;
+        if header_timeout > Duration::from_secs(10) {
+            return Err(error("server.header_timeout", "must be 10 s or less"));
+        }
+        let max_connections = self.max_connections.unwrap_or(1_024);
+        if !(1..=1_000_000).contains(&max_connections) {
+            return Err(error(
+                "server.max_connections",
+                "must be between 1 and 1000000",
+            ));
+        }
         Ok(ServerConfig {
             listen,
             public_url,
@@ -525,6 +595,14 @@ impl RawServer {
                 self.request_timeout.as_deref().unwrap_or("10s"),
             )?,
             metrics,
+            header_timeout,
+            idle_timeout: duration(
+                "server.idle_timeout",
+                self.idle_timeout.as_deref().unwrap_or("30s"),
+            )?,
+            max_connections: max_connections as usize,
+            trust_request_id: self.trust_request_id.unwrap_or(false),
+            public_metrics: self.public_metrics.unwrap_or(false),
         })
     }
 }

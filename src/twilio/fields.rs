@@ -1,0 +1,354 @@
+//! The shapes Twilio gives its webhook parameters, checked before a webhook is used.
+//!
+//! Twilio signs the sorted keys and values concatenated without separators, so characters can
+//! move between adjacent parameters without changing the signature: `MessageSid` could absorb
+//! `MessagingServiceSid…`, `ApiVersion` could absorb `Body…`, `From` could absorb `FromCity…`.
+//! Every parameter whose shape Twilio defines is held to it here, and the ones an inbound text
+//! always carries must be present, so such a re-split is a 400 naming the field, never a new
+//! webhook: the identifiers are two letters and 32 hex digits, `ApiVersion` is a date, the
+//! counts are small numbers and `From`/`To` are addresses.
+//!
+//! Pure functions over plain data: the gate calls them with the decoded pairs.
+
+/// A parameter that is missing or has the wrong shape; the message names the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    #[error("missing required parameter {0}")]
+    Missing(&'static str),
+    #[error("parameter {0} is not {1}")]
+    Malformed(&'static str, &'static str),
+    #[error("parameter {0} is repeated")]
+    Repeated(&'static str),
+    #[error("AccountSid is not this server's account (twilio.account_sid)")]
+    OtherAccount,
+}
+
+impl FieldError {
+    /// The parameter named, for the log.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::Missing(field) | Self::Malformed(field, _) | Self::Repeated(field) => field,
+            Self::OtherAccount => "AccountSid",
+        }
+    }
+}
+
+/// What a shape check accepts, with the words a 400 uses for it.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    /// Two uppercase letters (these, when given) and 32 hex digits.
+    Sid(Option<[u8; 2]>),
+    /// `YYYY-MM-DD`.
+    Date,
+    /// A decimal count up to this.
+    Count(u32),
+    /// E.164, a short code, an alphanumeric sender, or `channel:` and one of those.
+    Address,
+}
+
+impl Shape {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Sid(Some(prefix)) if &prefix == b"AC" => "AC followed by 32 hex digits",
+            Self::Sid(Some(prefix)) if &prefix == b"MG" => "MG followed by 32 hex digits",
+            Self::Sid(_) => "two letters followed by 32 hex digits",
+            Self::Date => "a date like 2010-04-01",
+            Self::Count(_) => "a small whole number",
+            Self::Address => "a phone number, short code, sender id or channel address",
+        }
+    }
+
+    fn accepts(self, value: &str) -> bool {
+        match self {
+            Self::Sid(prefix) => is_sid_with(value, prefix),
+            Self::Date => is_date(value),
+            Self::Count(max) => is_count(value, max),
+            Self::Address => is_address(value),
+        }
+    }
+}
+
+/// Every parameter of a messaging webhook whose shape Twilio defines.
+const SHAPED: &[(&str, Shape)] = &[
+    ("MessageSid", Shape::Sid(None)),
+    ("SmsSid", Shape::Sid(None)),
+    ("SmsMessageSid", Shape::Sid(None)),
+    ("AccountSid", Shape::Sid(Some(*b"AC"))),
+    ("MessagingServiceSid", Shape::Sid(Some(*b"MG"))),
+    ("ApiVersion", Shape::Date),
+    ("NumMedia", Shape::Count(100)),
+    ("NumSegments", Shape::Count(1_000)),
+    ("From", Shape::Address),
+    ("To", Shape::Address),
+];
+
+/// What an inbound message always carries (`Body` may be empty, but it is there).
+const INBOUND_REQUIRED: &[&str] = &["MessageSid", "AccountSid", "From", "To", "Body", "NumMedia"];
+
+/// What a status callback always carries.
+const STATUS_REQUIRED: &[&str] = &["MessageSid", "AccountSid", "MessageStatus"];
+
+/// Which webhook the parameters claim to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Inbound,
+    Status,
+}
+
+/// Checks every shaped parameter, that the required ones are present (once each), and, when
+/// `account` is set, that the webhook is for that account.
+pub fn check<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    kind: Kind,
+    account: Option<&str>,
+) -> Result<(), FieldError> {
+    let required = match kind {
+        Kind::Inbound => INBOUND_REQUIRED,
+        Kind::Status => STATUS_REQUIRED,
+    };
+    // One bit per entry of `required`, and one per shaped field seen.
+    let mut present = 0u32;
+    let mut shaped_seen = 0u32;
+    for (key, value) in pairs {
+        if let Some(index) = SHAPED.iter().position(|(name, _)| *name == key) {
+            let (name, shape) = SHAPED[index];
+            if shaped_seen & (1 << index) != 0 {
+                return Err(FieldError::Repeated(name));
+            }
+            shaped_seen |= 1 << index;
+            if !shape.accepts(value) {
+                return Err(FieldError::Malformed(name, shape.describe()));
+            }
+            if name == "AccountSid" && account.is_some_and(|expected| expected != value) {
+                return Err(FieldError::OtherAccount);
+            }
+        }
+        if let Some(index) = required.iter().position(|name| *name == key) {
+            present |= 1 << index;
+        }
+    }
+    match required
+        .iter()
+        .enumerate()
+        .find(|(index, _)| present & (1 << index) == 0)
+    {
+        Some((_, name)) => Err(FieldError::Missing(name)),
+        None => Ok(()),
+    }
+}
+
+/// `prefix` and 32 hex digits, e.g. an `AC…` account SID.
+pub fn is_sid(value: &str, prefix: [u8; 2]) -> bool {
+    is_sid_with(value, Some(prefix))
+}
+
+fn is_sid_with(value: &str, prefix: Option<[u8; 2]>) -> bool {
+    let bytes = value.as_bytes();
+    bytes.len() == 34
+        && match prefix {
+            Some(prefix) => bytes[..2] == prefix,
+            None => bytes[..2].iter().all(u8::is_ascii_uppercase),
+        }
+        && bytes[2..].iter().all(u8::is_ascii_hexdigit)
+}
+
+fn is_date(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    bytes.len() == 10
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            _ => b.is_ascii_digit(),
+        })
+}
+
+fn is_count(value: &str, max: u32) -> bool {
+    !value.is_empty()
+        && value.len() <= 4
+        && value.bytes().all(|b| b.is_ascii_digit())
+        && value.parse::<u32>().is_ok_and(|n| n <= max)
+}
+
+/// E.164 (`+` and up to 15 digits), a short code (3 to 8 digits), an alphanumeric sender id
+/// (up to 11 letters, digits and spaces, at least one letter), or a channel address such as
+/// `whatsapp:+14155550100` or `messenger:1234567890` (a channel id of up to 64 letters, digits,
+/// `_`, `-` and `.`, or a `+` number held to E.164).
+pub fn is_address(value: &str) -> bool {
+    if let Some((channel, address)) = value.split_once(':') {
+        let channel_ok = (1..=16).contains(&channel.len())
+            && channel.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+        return channel_ok && (is_e164(address) || is_channel_id(address));
+    }
+    is_e164(value) || is_short_code(value) || is_alphanumeric_sender(value)
+}
+
+fn is_e164(value: &str) -> bool {
+    value.strip_prefix('+').is_some_and(|digits| {
+        (2..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+fn is_short_code(value: &str) -> bool {
+    (3..=8).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_alphanumeric_sender(value: &str) -> bool {
+    (1..=11).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b' ')
+        && value.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
+fn is_channel_id(value: &str) -> bool {
+    (1..=64).contains(&value.len())
+        && !value.starts_with('+')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SM: &str = "SM0123456789abcdef0123456789abcdef";
+    const AC: &str = "AC0123456789abcdef0123456789abcdef";
+    const MG: &str = "MG0123456789abcdef0123456789abcdef";
+
+    fn inbound(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut pairs = vec![
+            ("MessageSid", SM),
+            ("AccountSid", AC),
+            ("From", "+14155550199"),
+            ("To", "+14155550100"),
+            ("Body", "hello"),
+            ("NumMedia", "0"),
+            ("ApiVersion", "2010-04-01"),
+        ];
+        pairs.extend_from_slice(extra);
+        pairs
+    }
+
+    fn checked(pairs: &[(&str, &str)]) -> Result<(), FieldError> {
+        check(pairs.iter().copied(), Kind::Inbound, None)
+    }
+
+    #[test]
+    fn a_whole_inbound_text_passes() {
+        assert_eq!(checked(&inbound(&[("MessagingServiceSid", MG)])), Ok(()));
+        assert_eq!(
+            checked(&inbound(&[
+                ("NumSegments", "2"),
+                ("FromCity", "SAN FRANCISCO")
+            ])),
+            Ok(())
+        );
+    }
+
+    /// The reviewer's three re-splits: each keeps the signature, each is now refused.
+    #[test]
+    fn re_split_parameters_are_refused_naming_the_field() {
+        let absorbed_service = format!("{SM}MessagingServiceSid{MG}");
+        let mut pairs = inbound(&[]);
+        pairs[0].1 = absorbed_service.as_str();
+        assert_eq!(
+            checked(&pairs),
+            Err(FieldError::Malformed(
+                "MessageSid",
+                "two letters followed by 32 hex digits"
+            ))
+        );
+        let mut pairs = inbound(&[]);
+        pairs.retain(|(key, _)| *key != "Body");
+        pairs[5].1 = "2010-04-01Bodyhello";
+        assert_eq!(
+            checked(&pairs).map_err(FieldError::field),
+            Err("ApiVersion")
+        );
+        let mut pairs = inbound(&[]);
+        pairs[2].1 = "+14155550199FromCitySAN FRANCISCO";
+        assert_eq!(checked(&pairs).map_err(FieldError::field), Err("From"));
+        let mut pairs = inbound(&[]);
+        pairs[2].1 = "whatsapp:+14155550199FromCityOAKLAND";
+        assert_eq!(checked(&pairs).map_err(FieldError::field), Err("From"));
+    }
+
+    #[test]
+    fn required_parameters_must_be_present_and_single() {
+        for required in INBOUND_REQUIRED {
+            let mut pairs = inbound(&[]);
+            pairs.retain(|(key, _)| key != required);
+            assert_eq!(checked(&pairs), Err(FieldError::Missing(required)));
+        }
+        let pairs = inbound(&[("From", "+14155550111")]);
+        assert_eq!(checked(&pairs), Err(FieldError::Repeated("From")));
+    }
+
+    #[test]
+    fn the_pinned_account_is_the_only_one_accepted() {
+        let pairs = inbound(&[]);
+        let other = "AC00000000000000000000000000000000";
+        assert_eq!(
+            check(pairs.iter().copied(), Kind::Inbound, Some(AC)),
+            Ok(())
+        );
+        assert_eq!(
+            check(pairs.iter().copied(), Kind::Inbound, Some(other)),
+            Err(FieldError::OtherAccount)
+        );
+    }
+
+    #[test]
+    fn addresses_take_every_shape_twilio_sends() {
+        for good in [
+            "+14155550100",
+            "+447700900123",
+            "22395",
+            "MyShop",
+            "Acme Co",
+            "whatsapp:+14155238886",
+            "messenger:1234567890123",
+            "rcs:acme_agent",
+        ] {
+            assert!(is_address(good), "{good}");
+        }
+        for bad in [
+            "",
+            "+",
+            "+1415555010012345",
+            "14",
+            "TooLongSenderId",
+            "12 34",
+            "whatsapp:",
+            "WhatsApp:+14155238886",
+            "whatsapp:+1415FromCity",
+            "sip:alice@example.com",
+        ] {
+            assert!(!is_address(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn counts_and_versions_are_held_to_their_shapes() {
+        assert!(is_count("0", 100) && is_count("10", 100));
+        assert!(!is_count("", 100) && !is_count("-1", 100) && !is_count("101", 100));
+        assert!(!is_count("+1", 100) && !is_count("1e2", 100));
+        assert!(is_date("2010-04-01"));
+        assert!(!is_date("2010-04-01Body") && !is_date("2010/04/01"));
+    }
+
+    #[test]
+    fn status_callbacks_need_their_own_fields() {
+        let pairs = [("MessageSid", SM), ("AccountSid", AC)];
+        assert_eq!(
+            check(pairs.iter().copied(), Kind::Status, None),
+            Err(FieldError::Missing("MessageStatus"))
+        );
+        let pairs = [
+            ("MessageSid", SM),
+            ("AccountSid", AC),
+            ("MessageStatus", "delivered"),
+        ];
+        assert_eq!(check(pairs.iter().copied(), Kind::Status, None), Ok(()));
+    }
+}
