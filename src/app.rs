@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, MetricsExposure};
+use crate::connections;
 use crate::flows::{self, Flow};
 use crate::front::Front;
 use crate::logging::Observer;
@@ -55,6 +56,7 @@ impl AppState {
             ),
             body_limit: config.server.body_limit,
             body_timeout: config.server.request_timeout,
+            account_sid: config.twilio.account_sid.as_deref().map(Into::into),
         };
         let metrics =
             (config.server.metrics != MetricsExposure::Off).then(|| Arc::new(Metrics::new()));
@@ -107,17 +109,29 @@ impl HasGate for Arc<AppState> {
 }
 
 /// Serves [`service`]`(state)` on an already-bound listener until `shutdown` resolves, then lets
-/// in-flight requests finish.
+/// in-flight requests finish, for at most `server.request_timeout` and two seconds.
+///
+/// The connection limits (`server.header_timeout`, `idle_timeout`, `max_connections`) are
+/// [`connections`]' to keep; `max_connections` is taken as given here (the `serve` command
+/// first fits it under the open-file limit).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = axum::ServiceExt::into_make_service(service(state));
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let server = &state.config.server;
+    let limits = connections::Limits {
+        header_timeout: server.header_timeout,
+        idle_timeout: server.idle_timeout,
+        max_connections: server.max_connections,
+        drain: server.request_timeout + BACKSTOP_GRACE + DRAIN_GRACE,
+    };
+    let metrics = state.metrics.clone();
+    connections::serve(listener, service(state), limits, metrics, shutdown).await
 }
+
+/// How long past the 503 backstop shutdown waits for the last replies to be written.
+const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Resolves on Ctrl-C or SIGTERM (what `docker stop` sends).
 ///

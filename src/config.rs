@@ -519,13 +519,14 @@ impl RawTwilio {
             auth_tokens.push(AuthToken::new(DEV_AUTH_TOKEN).expect("non-empty constant"));
         }
         let account_sid = self.account_sid.filter(|sid| !sid.is_empty());
-        if let Some(sid) = &account_sid {
-            if !crate::twilio::fields::is_sid(sid, *b"AC") {
-                return Err(error(
-                    "twilio.account_sid",
-                    "expected AC followed by 32 hex digits",
-                ));
-            }
+        if account_sid
+            .as_deref()
+            .is_some_and(|sid| !crate::twilio::fields::is_sid(sid, *b"AC"))
+        {
+            return Err(error(
+                "twilio.account_sid",
+                "expected AC followed by 32 hex digits",
+            ));
         }
         Ok(TwilioConfig {
             auth_tokens,

@@ -51,7 +51,8 @@ impl Front {
         }
     }
 
-    async fn answer(self, mut request: Request) -> Response {
+    /// Answers one request: what the [`Service`] impl does, without boxing the future.
+    pub(crate) async fn answer(self, mut request: Request) -> Response {
         let started = Instant::now();
         let id = self.observer.request_id(&mut request);
         let method = request.method().clone();

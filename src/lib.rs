@@ -19,6 +19,7 @@
 //! | [`flows`] | the `Flow` trait and the tutorial flows |
 //! | [`config`] | typed configuration: embedded default, file, environment |
 //! | [`app`] | state, the routes, serve with graceful shutdown |
+//! | [`connections`] | the accept loop: connection cap, head and idle deadlines, shutdown deadline |
 //! | [`front`] | what every request passes through: id, log line, metrics, panic → 500, 503 backstop |
 //! | [`deadline`] | deadlines whose timer is armed only for work that waits |
 //! | [`routes`] | thin handlers: `/sms`, `/sms/status`, `/healthz` |
@@ -31,6 +32,7 @@ pub mod app;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod connections;
 pub mod deadline;
 pub mod flows;
 pub mod front;

@@ -43,7 +43,7 @@ const STATUSES: [StatusCode; 12] = [
     StatusCode::SERVICE_UNAVAILABLE,
 ];
 /// Gate rejection reasons (`twilio::webhook::Rejection::label`), exported from the start at 0.
-const REASONS: [&str; 9] = [
+const REASONS: [&str; 10] = [
     "missing_signature",
     "malformed_signature",
     "signature_mismatch",
@@ -53,6 +53,7 @@ const REASONS: [&str; 9] = [
     "too_large",
     "body_read",
     "body_timeout",
+    "bad_field",
 ];
 /// Session outcomes (`session::Outcome::as_str`), exported from the start at 0.
 const OUTCOMES: [&str; 4] = ["new", "resumed", "expired", "rejected"];
@@ -105,6 +106,18 @@ pub struct Metrics {
     callbacks: IntCounterVec,
     callback_slots: [OnceLock<IntCounter>; MESSAGE_STATUSES.len()],
     latency: [Histogram; ROUTES.len()],
+    accept_errors: IntCounter,
+    timed_out: [IntCounter; 2],
+    open: IntGauge,
+}
+
+/// Counts one open connection for as long as it lives.
+pub struct OpenConnection(IntGauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -177,8 +190,30 @@ impl Metrics {
         registry
             .register(Box::new(build))
             .expect("metric names are unique");
+        let accept_errors = IntCounter::new(
+            "accept_errors_total",
+            "Connections the listener failed to accept (EMFILE and the like).",
+        )
+        .expect("valid counter");
+        registry
+            .register(Box::new(accept_errors.clone()))
+            .expect("metric names are unique");
+        let timed_out = counter_vec(
+            &registry,
+            "connections_timed_out_total",
+            "Connections closed for sending no request head in time (head) or idling (idle).",
+            &["phase"],
+        );
+        let open =
+            IntGauge::new("connections_open", "Client connections open now.").expect("valid gauge");
+        registry
+            .register(Box::new(open.clone()))
+            .expect("metric names are unique");
         Self {
             registry,
+            accept_errors,
+            timed_out: ["head", "idle"].map(|phase| timed_out.with_label_values(&[phase])),
+            open,
             webhook_slots: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
             rejection_handles: REASONS.map(|reason| rejections.with_label_values(&[reason])),
             session_handles: OUTCOMES.map(|outcome| sessions.with_label_values(&[outcome])),
@@ -207,6 +242,22 @@ impl Metrics {
                 .get_or_init(|| self.callbacks.with_label_values(&[MESSAGE_STATUSES[index]]))
                 .inc();
         }
+    }
+
+    /// Counts a failed `accept`.
+    pub fn accept_error(&self) {
+        self.accept_errors.inc();
+    }
+
+    /// Counts a connection closed by its deadline: `"head"` or `"idle"`.
+    pub fn connection_timed_out(&self, phase: &str) {
+        self.timed_out[usize::from(phase == "idle")].inc();
+    }
+
+    /// Counts an open connection until the returned guard is dropped.
+    pub fn connection_open(&self) -> OpenConnection {
+        self.open.inc();
+        OpenConnection(self.open.clone())
     }
 
     fn count_webhook(&self, route: usize, status: StatusCode) {

@@ -106,7 +106,12 @@ fn post(path: &str) -> Http {
 }
 
 fn pair_form(extra: &[(&str, &str)]) -> Vec<u8> {
-    let mut pairs = vec![("MessageSid", "SM0001"), ("From", ME), ("To", TWILIO)];
+    let mut pairs = common::inbound_pairs(common::SID, ME, TWILIO, "");
+    pairs.retain(|(key, _)| {
+        extra
+            .iter()
+            .all(|(extra, _)| extra != key || *key == "From")
+    });
     pairs.extend_from_slice(extra);
     common::form(&pairs).into_bytes()
 }
@@ -218,12 +223,15 @@ fn body_cases(ctx: &Ctx) -> Vec<Case> {
             .case("binary body, unsigned", Expect::Status(403)),
         post("/sms").form(binary_with_pair).signed(ctx).case(
             "binary around a valid pair, invalid UTF-8 decoded lossily",
-            Expect::Fresh,
+            Expect::Status(400),
         ),
         post("/sms")
             .form("From=%ZZ&To=%2&Body=%&%=%%")
             .signed(ctx)
-            .case("bad percent escapes are kept literally", Expect::Fresh),
+            .case(
+                "bad percent escapes, kept literally, are no address",
+                Expect::Status(400),
+            ),
         post("/sms")
             .form(pair_form(&[("Body", "\0\u{7}\r\n\u{FFFF}")]))
             .signed(ctx)
@@ -231,7 +239,7 @@ fn body_cases(ctx: &Ctx) -> Vec<Case> {
         post("/sms")
             .form("From=%FF%FE&To=%C3%28&Body=%F0%9F")
             .signed(ctx)
-            .case("percent-encoded invalid UTF-8 numbers", Expect::Fresh),
+            .case("percent-encoded invalid UTF-8 numbers", Expect::Status(400)),
         post("/sms")
             .form([pair_form(&[]), b"&%F0%9F=%91%8D&Body=%C3&%A9".to_vec()].concat())
             .signed(ctx)
@@ -240,8 +248,8 @@ fn body_cases(ctx: &Ctx) -> Vec<Case> {
                 Expect::Fresh,
             ),
         post("/sms").form("From=+&To=+").signed(ctx).case(
-            "plus signs decode to a space: From is present",
-            Expect::Fresh,
+            "plus signs decode to a space: From is no address",
+            Expect::Status(400),
         ),
         post("/sms")
             .form("From&To&Body")
@@ -265,13 +273,13 @@ fn body_cases(ctx: &Ctx) -> Vec<Case> {
         post("/sms")
             .form(pair_form(&[("From", "+14155550123"), ("Body", "x")]))
             .signed(ctx)
-            .case("duplicated From with another value", Expect::Fresh),
+            .case("duplicated From with another value", Expect::Status(400)),
         post("/sms")
             .form("From=%2B14155550199&From=%2B14155550199&To=%2B14155550100&To=%2B14155550100")
             .signed(ctx)
-            .case("duplicated identical pairs", Expect::Fresh),
+            .case("duplicated identical pairs", Expect::Status(400)),
         post("/sms")
-            .form(format!("{many_pairs}From=a&To=b"))
+            .form([many_pairs.into_bytes(), pair_form(&[])].concat())
             .signed(ctx)
             .case("5,000 parameters", Expect::Fresh),
         post("/sms")
@@ -284,7 +292,10 @@ fn body_cases(ctx: &Ctx) -> Vec<Case> {
                 ("Forwarded", "yes"),
             ]))
             .signed(ctx)
-            .case("absurd media indexes and numbers", Expect::Fresh),
+            .case(
+                "absurd media indexes and a negative NumMedia",
+                Expect::Status(400),
+            ),
         post("/sms")
             .form(pair_form(&[
                 ("😀\u{202E}", "🎉"),
@@ -939,4 +950,102 @@ async fn hostile_requests_get_a_4xx_or_a_fresh_session_and_the_server_carries_on
         "Hello, thanks for message number 3"
     );
     plain.stop().await.expect("clean shutdown");
+}
+
+/// A captured webhook, re-split under its original signature (issue 14): Twilio signs the
+/// sorted keys and values run together, so characters can move between adjacent parameters
+/// without changing the signature. Each re-split below is proven to keep a valid signature,
+/// and each is refused with a 400 naming the field, so it can neither start a fresh
+/// conversation nor pass as a new MessageSid.
+#[tokio::test]
+async fn a_captured_webhook_re_split_under_its_signature_is_a_400_naming_the_field() {
+    let server = TestServer::start(&[]).await;
+    let url = server.url("/sms");
+    let captured = include_str!("data/payloads/sms.form").trim();
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(captured.as_bytes())
+        .into_owned()
+        .collect();
+    let signature = AuthToken::new(TOKEN).expect("token").sign(&url, &pairs);
+    let send = |pairs: Vec<(String, String)>| {
+        let (url, signature) = (url.clone(), signature.clone());
+        async move {
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&pairs)
+                .finish();
+            let headers = [
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("x-twilio-signature", signature.as_str()),
+            ];
+            common::post_raw(&url, body, &headers).await
+        }
+    };
+    let original = send(pairs.clone()).await;
+    assert_eq!(original.status, 200, "{}", common::text(&original));
+
+    // `absorber` takes `absorbed`'s key and value onto the end of its own value.
+    let re_split = |absorber: &str, absorbed: &str| {
+        let taken = pairs.iter().find(|(k, _)| k == absorbed).expect("present");
+        let tail = format!("{}{}", taken.0, taken.1);
+        pairs
+            .iter()
+            .filter(|(k, _)| k != absorbed)
+            .map(|(k, v)| match k == absorber {
+                true => (k.clone(), format!("{v}{tail}")),
+                false => (k.clone(), v.clone()),
+            })
+            .collect::<Vec<_>>()
+    };
+    let cases = [
+        (
+            "MessageSid",
+            "MessagingServiceSid",
+            "parameter MessageSid is not two letters followed by 32 hex digits\n",
+        ),
+        (
+            "ApiVersion",
+            "Body",
+            "parameter ApiVersion is not a date like 2010-04-01\n",
+        ),
+        (
+            "From",
+            "FromCity",
+            "parameter From is not a phone number, short code, sender id or channel address\n",
+        ),
+        (
+            "To",
+            "ToCity",
+            "parameter To is not a phone number, short code, sender id or channel address\n",
+        ),
+        (
+            "AccountSid",
+            "ApiVersion",
+            "parameter AccountSid is not AC followed by 32 hex digits\n",
+        ),
+        (
+            "NumMedia",
+            "NumSegments",
+            "parameter NumMedia is not a small whole number\n",
+        ),
+    ];
+    let tokens = [AuthToken::new(TOKEN).expect("token")];
+    for (absorber, absorbed, reason) in cases {
+        let forged = re_split(absorber, absorbed);
+        let still_valid = sms_sessions::twilio::signature::verify(
+            &tokens,
+            &url,
+            sms_sessions::twilio::signature::Payload::Form(&forged),
+            &signature,
+        );
+        assert_eq!(
+            still_valid,
+            Ok(()),
+            "{absorber} absorbing {absorbed} keeps the signature"
+        );
+        let reply = send(forged).await;
+        assert_eq!(
+            (reply.status, common::text(&reply).as_str()),
+            (400, reason),
+            "{absorber} absorbing {absorbed}"
+        );
+    }
 }

@@ -10,7 +10,7 @@ mod common_spawn;
 
 use std::time::Duration;
 
-use common::{form, post_raw, post_signed, set_cookie};
+use common::{SID, form, inbound_pairs, post_raw, post_signed, set_cookie};
 use common_spawn::Server;
 use sms_sessions::client::http::Reply;
 use sms_sessions::routes::sms::unix_now;
@@ -70,6 +70,7 @@ async fn text(
         ("From", from),
         ("To", TWILIO),
         ("Body", "hygiene check, please ignore"),
+        ("NumMedia", "0"),
     ];
     pairs.extend_from_slice(extra);
     let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("cookie", *c)).collect();
@@ -136,11 +137,11 @@ async fn exercise(server: &Server) -> Seen {
 
     // Rejected requests.
     let url = server.url("/sms");
-    let body = form(&[("From", ME), ("To", TWILIO), ("Body", "x")]);
+    let body = form(&inbound_pairs(SID, ME, TWILIO, "x"));
     let form_type = ("content-type", "application/x-www-form-urlencoded");
     let wrong = sms_sessions::twilio::signature::AuthToken::new("not-the-token")
         .expect("non-empty")
-        .sign(&url, &[("From", ME), ("To", TWILIO), ("Body", "x")]);
+        .sign(&url, &inbound_pairs(SID, ME, TWILIO, "x"));
     let rejected = [
         (
             body.clone(),
@@ -160,6 +161,7 @@ async fn exercise(server: &Server) -> Seen {
     let status_url = server.url("/sms/status");
     let status = [
         ("MessageSid", "SM5f2c9e1a7b3d4c6e8f0a1b2c3d4e5f60"),
+        ("AccountSid", "AC00000000000000000000000000000000"),
         ("MessageStatus", "undelivered"),
         ("ErrorCode", "30003"),
         ("From", TWILIO),

@@ -13,7 +13,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Phone, SECRET, TOKEN, TestServer, message_text, post_signed, set_cookie, text};
+use common::{
+    Phone, SECRET, TOKEN, TestServer, inbound_pairs, message_text, post_signed, set_cookie, text,
+};
 use sms_sessions::routes::sms::unix_now;
 use sms_sessions::session::{Outcome, Pair, SessionCodec, SessionSecret};
 use tokio::sync::Barrier;
@@ -51,12 +53,7 @@ async fn overlap(server: &TestServer, cookies: &[String]) -> Vec<(u16, String, S
             let cookie = cookies[i % cookies.len()].clone();
             tokio::spawn(async move {
                 let sid = format!("SM{i:032x}");
-                let pairs = [
-                    ("MessageSid", sid.as_str()),
-                    ("From", ME),
-                    ("To", TWILIO),
-                    ("Body", "overlapping"),
-                ];
+                let pairs = inbound_pairs(&sid, ME, TWILIO, "overlapping");
                 barrier.wait().await;
                 post_signed(&url, &url, &pairs, TOKEN, &[("cookie", &cookie)]).await
             })

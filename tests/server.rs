@@ -5,8 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Phone, SECRET, TOKEN, TestServer, codec, counted, form, message_text, post_raw, post_signed,
-    set_cookie, test_config, text,
+    ACCOUNT_SID, Phone, SECRET, SID, TOKEN, TestServer, codec, counted, form, inbound_pairs,
+    message_text, post_raw, post_signed, set_cookie, test_config, text,
 };
 use sms_sessions::routes::sms::unix_now;
 use sms_sessions::session::{Pair, SessionCodec, SessionSecret};
@@ -195,7 +195,7 @@ async fn named_counter_speaks_the_flask_tutorial_lines() {
 async fn public_url_is_what_gets_signed_and_https_makes_the_cookie_secure() {
     let server =
         TestServer::start(&[("SMS_SESSIONS_PUBLIC_URL", "https://sms.example.com/twilio")]).await;
-    let pairs = [("From", ME), ("To", TWILIO), ("Body", "hi")];
+    let pairs = inbound_pairs(SID, ME, TWILIO, "hi");
     let local = server.url("/sms?tenant=a+b");
     let reply = post_signed(
         &local,
@@ -218,7 +218,7 @@ async fn public_url_is_what_gets_signed_and_https_makes_the_cookie_secure() {
 
 #[tokio::test]
 async fn forwarded_headers_count_only_when_trusted() {
-    let pairs = [("From", ME), ("To", TWILIO), ("Body", "hi")];
+    let pairs = inbound_pairs(SID, ME, TWILIO, "hi");
     let headers = [
         ("x-forwarded-proto", "https"),
         ("x-forwarded-host", "sms.example.com"),
@@ -236,7 +236,7 @@ async fn forwarded_headers_count_only_when_trusted() {
 async fn secondary_token_is_accepted_for_rotation() {
     let server = TestServer::start(&[("TWILIO_AUTH_TOKEN_SECONDARY", "the-old-token")]).await;
     let url = server.url("/sms");
-    let pairs = [("From", ME), ("To", TWILIO)];
+    let pairs = inbound_pairs(SID, ME, TWILIO, "");
     assert_eq!(
         post_signed(&url, &url, &pairs, "the-old-token", &[])
             .await
@@ -256,7 +256,7 @@ async fn get_webhooks_are_signed_over_the_url_alone() {
     let server = TestServer::start(&[]).await;
     let url = server.url(&format!(
         "/sms?{}",
-        form(&[("From", ME), ("To", TWILIO), ("Body", "hi")])
+        form(&inbound_pairs(SID, ME, TWILIO, "hi"))
     ));
     let signature = sms_sessions::twilio::signature::AuthToken::new(TOKEN)
         .expect("token")
@@ -279,7 +279,8 @@ async fn status_callbacks_are_signed_and_acknowledged_with_204() {
     let server = TestServer::start(&[]).await;
     let url = server.url("/sms/status");
     let pairs = [
-        ("MessageSid", "SM1"),
+        ("MessageSid", SID),
+        ("AccountSid", ACCOUNT_SID),
         ("MessageStatus", "delivered"),
         ("From", TWILIO),
         ("To", ME),
@@ -297,7 +298,8 @@ async fn status_callbacks_are_signed_and_acknowledged_with_204() {
     )
     .await;
     assert_eq!(unsigned.status, 403);
-    let incomplete = post_signed(&url, &url, &[("MessageSid", "SM1")], TOKEN, &[]).await;
+    let incomplete = [("MessageSid", SID), ("AccountSid", ACCOUNT_SID)];
+    let incomplete = post_signed(&url, &url, &incomplete, TOKEN, &[]).await;
     assert_eq!(
         (incomplete.status, text(&incomplete)),
         (400, "missing required parameter MessageStatus\n".to_owned())
@@ -321,7 +323,7 @@ type BadCase<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, u16, &'a str);
 async fn bad_input_gets_a_clear_answer_and_the_server_keeps_serving() {
     let server = TestServer::start(&[]).await;
     let url = server.url("/sms");
-    let good = [("From", ME), ("To", TWILIO), ("Body", "hi")];
+    let good = inbound_pairs(SID, ME, TWILIO, "hi");
     let signature = sms_sessions::twilio::signature::AuthToken::new(TOKEN)
         .expect("token")
         .sign(&url, &good);
@@ -354,7 +356,7 @@ async fn bad_input_gets_a_clear_answer_and_the_server_keeps_serving() {
         ),
         (
             "tampered body",
-            form(&[("From", ME), ("To", TWILIO), ("Body", "hj")]),
+            form(&inbound_pairs(SID, ME, TWILIO, "hj")),
             vec![form_type, signed],
             403,
             "invalid signature: signature does not match\n",
@@ -393,7 +395,9 @@ async fn bad_input_gets_a_clear_answer_and_the_server_keeps_serving() {
             "{name}"
         );
     }
-    for (missing, pairs) in [("From", [("To", TWILIO)]), ("To", [("From", ME)])] {
+    for missing in ["MessageSid", "AccountSid", "From", "To", "Body", "NumMedia"] {
+        let mut pairs = inbound_pairs(SID, ME, TWILIO, "hi");
+        pairs.retain(|(key, _)| *key != missing);
         let reply = post_signed(&url, &url, &pairs, TOKEN, &[]).await;
         assert_eq!(
             (reply.status, text(&reply)),
@@ -412,7 +416,7 @@ async fn validation_off_accepts_unsigned_webhooks() {
     let form_type = ("content-type", "application/x-www-form-urlencoded");
     let reply = post_raw(
         &server.url("/sms"),
-        form(&[("From", ME), ("To", TWILIO)]),
+        form(&inbound_pairs(SID, ME, TWILIO, "")),
         &[form_type],
     )
     .await;
@@ -468,7 +472,7 @@ async fn webhooks_one_after_another_on_one_connection_are_all_answered() {
         .expect("connect");
     let mut cookie = String::new();
     for (n, split) in [(1, false), (2, true), (3, false), (4, true)] {
-        let pairs = [("From", ME), ("To", TWILIO), ("Body", "hi")];
+        let pairs = inbound_pairs(SID, ME, TWILIO, "hi");
         let body = form(&pairs);
         let head = format!(
             "POST /sms HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\

@@ -8,10 +8,10 @@ use tokio::net::TcpListener;
 use super::ConfigArg;
 use crate::app::{AppState, serve as serve_app, shutdown_signal};
 use crate::config::{Config, DEV_AUTH_TOKEN, MetricsExposure};
-use crate::{logging, metrics};
+use crate::{connections, logging, metrics};
 
 pub async fn serve(arg: &ConfigArg) -> ExitCode {
-    let config = match arg.load() {
+    let mut config = match arg.load() {
         Ok(config) => config,
         Err(error) => {
             eprintln!("sms-sessions: invalid configuration: {error}");
@@ -22,6 +22,7 @@ pub async fn serve(arg: &ConfigArg) -> ExitCode {
     logging::init_batched(config.log_format);
     logging::log_panics_without_their_message();
     warn_about_insecure_settings(&config);
+    config.server.max_connections = connections::fit_open_file_limit(config.server.max_connections);
     let listener = match TcpListener::bind(config.server.listen).await {
         Ok(listener) => listener,
         Err(error) => {

@@ -11,6 +11,7 @@ use super::WebhookLog;
 use crate::app::AppState;
 use crate::logging::{mask_phone, request_id};
 use crate::session::{Outcome, Pair};
+use crate::twilio::fields::Kind;
 use crate::twilio::inbound::InboundMessage;
 use crate::twilio::webhook::{Webhook, plain};
 
@@ -25,6 +26,9 @@ use crate::twilio::webhook::{Webhook, plain};
 /// wins, so N overlapping texts advance the conversation by one step. Pinned by
 /// `tests/overlap.rs`; see SECURITY.md, "Overlapping webhooks".
 pub async fn inbound(State(state): State<Arc<AppState>>, webhook: Webhook) -> Response {
+    if let Err(rejection) = state.gate.check_fields(&webhook, Kind::Inbound) {
+        return rejection.into_response();
+    }
     let message = match InboundMessage::from_params(webhook.params.iter()) {
         Ok(message) => message,
         Err(missing) => {

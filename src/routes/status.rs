@@ -1,14 +1,22 @@
 //! `POST /sms/status`: message status callbacks, logged and acknowledged with 204.
 
+use std::sync::Arc;
+
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::WebhookLog;
+use crate::app::AppState;
 use crate::logging::request_id;
+use crate::twilio::fields::Kind;
 use crate::twilio::inbound::StatusCallback;
 use crate::twilio::webhook::{Webhook, plain};
 
-pub async fn status(webhook: Webhook) -> Response {
+pub async fn status(State(state): State<Arc<AppState>>, webhook: Webhook) -> Response {
+    if let Err(rejection) = state.gate.check_fields(&webhook, Kind::Status) {
+        return rejection.into_response();
+    }
     let callback = match StatusCallback::from_pairs(&webhook.params.to_vec()) {
         Ok(callback) => callback,
         Err(missing) => {

@@ -68,25 +68,37 @@ impl Shape {
     }
 }
 
-/// Every parameter of a messaging webhook whose shape Twilio defines.
-const SHAPED: &[(&str, Shape)] = &[
-    ("MessageSid", Shape::Sid(None)),
-    ("SmsSid", Shape::Sid(None)),
-    ("SmsMessageSid", Shape::Sid(None)),
-    ("AccountSid", Shape::Sid(Some(*b"AC"))),
-    ("MessagingServiceSid", Shape::Sid(Some(*b"MG"))),
-    ("ApiVersion", Shape::Date),
-    ("NumMedia", Shape::Count(100)),
-    ("NumSegments", Shape::Count(1_000)),
-    ("From", Shape::Address),
-    ("To", Shape::Address),
+/// The shaped parameters of a messaging webhook: each one's index (for the seen-once bits)
+/// and shape. A `match`, not a table scan: it runs for every parameter of every webhook.
+fn shape_of(key: &str) -> Option<(u32, Shape)> {
+    Some(match key {
+        "MessageSid" => (0, Shape::Sid(None)),
+        "SmsSid" => (1, Shape::Sid(None)),
+        "SmsMessageSid" => (2, Shape::Sid(None)),
+        "AccountSid" => (3, Shape::Sid(Some(*b"AC"))),
+        "MessagingServiceSid" => (4, Shape::Sid(Some(*b"MG"))),
+        "ApiVersion" => (5, Shape::Date),
+        "NumMedia" => (6, Shape::Count(100)),
+        "NumSegments" => (7, Shape::Count(1_000)),
+        "From" => (8, Shape::Address),
+        "To" => (9, Shape::Address),
+        _ => return None,
+    })
+}
+
+/// The names of [`shape_of`]'s indexes.
+const SHAPED: [&str; 10] = [
+    "MessageSid",
+    "SmsSid",
+    "SmsMessageSid",
+    "AccountSid",
+    "MessagingServiceSid",
+    "ApiVersion",
+    "NumMedia",
+    "NumSegments",
+    "From",
+    "To",
 ];
-
-/// What an inbound message always carries (`Body` may be empty, but it is there).
-const INBOUND_REQUIRED: &[&str] = &["MessageSid", "AccountSid", "From", "To", "Body", "NumMedia"];
-
-/// What a status callback always carries.
-const STATUS_REQUIRED: &[&str] = &["MessageSid", "AccountSid", "MessageStatus"];
 
 /// Which webhook the parameters claim to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,31 +107,38 @@ pub enum Kind {
     Status,
 }
 
-/// Checks every shaped parameter, that the required ones are present (once each), and, when
-/// `account` is set, that the webhook is for that account.
+impl Kind {
+    /// What such a webhook always carries (an inbound `Body` may be empty, but it is there).
+    fn required(self) -> &'static [&'static str] {
+        match self {
+            Self::Inbound => &["MessageSid", "AccountSid", "From", "To", "Body", "NumMedia"],
+            Self::Status => &["MessageSid", "AccountSid", "MessageStatus"],
+        }
+    }
+}
+
+/// Checks every shaped parameter, that none is repeated, that the required ones are present,
+/// and, when `account` is set, that the webhook is for that account.
 pub fn check<'a>(
     pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     kind: Kind,
     account: Option<&str>,
 ) -> Result<(), FieldError> {
-    let required = match kind {
-        Kind::Inbound => INBOUND_REQUIRED,
-        Kind::Status => STATUS_REQUIRED,
-    };
-    // One bit per entry of `required`, and one per shaped field seen.
+    let required = kind.required();
+    // One bit per shaped parameter seen, and one per entry of `required` present.
+    let mut seen = 0u32;
     let mut present = 0u32;
-    let mut shaped_seen = 0u32;
     for (key, value) in pairs {
-        if let Some(index) = SHAPED.iter().position(|(name, _)| *name == key) {
-            let (name, shape) = SHAPED[index];
-            if shaped_seen & (1 << index) != 0 {
+        if let Some((index, shape)) = shape_of(key) {
+            let name = SHAPED[index as usize];
+            if seen & (1 << index) != 0 {
                 return Err(FieldError::Repeated(name));
             }
-            shaped_seen |= 1 << index;
+            seen |= 1 << index;
             if !shape.accepts(value) {
                 return Err(FieldError::Malformed(name, shape.describe()));
             }
-            if name == "AccountSid" && account.is_some_and(|expected| expected != value) {
+            if index == 3 && account.is_some_and(|expected| expected != value) {
                 return Err(FieldError::OtherAccount);
             }
         }
@@ -127,12 +146,8 @@ pub fn check<'a>(
             present |= 1 << index;
         }
     }
-    match required
-        .iter()
-        .enumerate()
-        .find(|(index, _)| present & (1 << index) == 0)
-    {
-        Some((_, name)) => Err(FieldError::Missing(name)),
+    match (0..required.len()).find(|index| present & (1 << index) == 0) {
+        Some(index) => Err(FieldError::Missing(required[index])),
         None => Ok(()),
     }
 }
@@ -275,7 +290,7 @@ mod tests {
 
     #[test]
     fn required_parameters_must_be_present_and_single() {
-        for required in INBOUND_REQUIRED {
+        for required in Kind::Inbound.required() {
             let mut pairs = inbound(&[]);
             pairs.retain(|(key, _)| key != required);
             assert_eq!(checked(&pairs), Err(FieldError::Missing(required)));

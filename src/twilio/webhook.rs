@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt as _;
 
+use super::fields::{self, FieldError, Kind};
 use super::form::FormPairs;
 use super::public_url::{UrlError, UrlSource};
 use super::signature::{self, AuthToken, Invalid, Payload};
@@ -32,6 +33,8 @@ pub struct WebhookGate {
     pub body_limit: usize,
     /// The client must deliver the whole body within this time (408 otherwise).
     pub body_timeout: Duration,
+    /// `twilio.account_sid`: webhooks for any other account are refused.
+    pub account_sid: Option<Box<str>>,
 }
 
 /// A webhook that passed the gate: its parameters (the body of a POST, the query of a GET),
@@ -64,13 +67,15 @@ pub enum Rejection {
     BodyRead,
     #[error("request body not received within {} s", .0.as_secs_f32())]
     BodyTimeout(Duration),
+    #[error("{0}")]
+    Field(FieldError),
 }
 
 impl Rejection {
     pub fn status(self) -> StatusCode {
         match self {
             Self::MissingSignature | Self::BadSignature(_) => StatusCode::FORBIDDEN,
-            Self::Url(_) | Self::BodyRead => StatusCode::BAD_REQUEST,
+            Self::Url(_) | Self::BodyRead | Self::Field(_) => StatusCode::BAD_REQUEST,
             Self::NotForm => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -89,6 +94,7 @@ impl Rejection {
             Self::TooLarge(_) => "too_large",
             Self::BodyRead => "body_read",
             Self::BodyTimeout(_) => "body_timeout",
+            Self::Field(_) => "bad_field",
         }
     }
 }
@@ -123,6 +129,13 @@ impl<S: HasGate + Send + Sync> FromRequest<S> for Webhook {
 }
 
 impl WebhookGate {
+    /// Holds a verified webhook's parameters to the shapes Twilio gives them (see
+    /// [`fields`](super::fields)): what makes a re-split of a signed webhook a 400.
+    pub fn check_fields(&self, webhook: &Webhook, kind: Kind) -> Result<(), Rejection> {
+        fields::check(webhook.params.iter(), kind, self.account_sid.as_deref())
+            .map_err(Rejection::Field)
+    }
+
     async fn check(&self, request: Request) -> Result<Webhook, Rejection> {
         let (parts, body) = request.into_parts();
         let post = parts.method == Method::POST;

@@ -20,6 +20,29 @@ use tokio::task::JoinHandle;
 
 pub const TOKEN: &str = "test-auth-token-0123456789abcdef";
 pub const SECRET: &str = "test-session-secret-0123456789abcdef";
+/// A message SID of Twilio's shape.
+pub const SID: &str = "SM0123456789abcdef0123456789abcdef";
+/// The account every test webhook claims to be for.
+pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+
+/// The parameters an inbound text always carries, for a text from `from` to `to`: what the
+/// server requires of every `/sms` webhook.
+pub fn inbound_pairs<'a>(
+    sid: &'a str,
+    from: &'a str,
+    to: &'a str,
+    body: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("MessageSid", sid),
+        ("AccountSid", ACCOUNT_SID),
+        ("From", from),
+        ("To", to),
+        ("Body", body),
+        ("NumMedia", "0"),
+        ("ApiVersion", "2010-04-01"),
+    ]
+}
 
 /// The configuration of [`TestServer::start`]: the test token and secret plus `env` (which wins).
 pub fn test_config(env: &[(&str, &str)]) -> Config {
@@ -156,9 +179,12 @@ impl Phone {
         let sid = format!("SM{:032x}", self.sent);
         let pairs = [
             ("MessageSid", sid.as_str()),
+            ("AccountSid", ACCOUNT_SID),
             ("From", self.from.as_str()),
             ("To", self.to.as_str()),
             ("Body", body),
+            ("NumMedia", "0"),
+            ("ApiVersion", "2010-04-01"),
         ];
         let url = server.url("/sms");
         let cookie = self.cookie.clone();

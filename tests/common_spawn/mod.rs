@@ -44,18 +44,33 @@ impl Server {
     /// `sms-sessions serve` on 127.0.0.1:0 with exactly `env` plus the listen address; waits
     /// for the "sms-sessions listening" line (text or JSON) and reads the port from it.
     pub fn start(env: &[(&str, &str)]) -> Self {
-        Self::launch(env, None)
+        Self::launch(Self::command(), env, None)
     }
 
     /// [`Server::start`] with `dir` as the working directory.
     pub fn start_in(env: &[(&str, &str)], dir: &Path) -> Self {
-        Self::launch(env, Some(dir))
+        Self::launch(Self::command(), env, Some(dir))
     }
 
-    fn launch(env: &[(&str, &str)], dir: Option<&Path>) -> Self {
+    /// [`Server::start`] under a soft open-file limit of `soft` (the hard one unchanged).
+    pub fn start_with_soft_nofile(env: &[(&str, &str)], soft: u32) -> Self {
+        let mut command = Command::new("/bin/sh");
+        command.args([
+            "-c",
+            &format!("ulimit -S -n {soft} && exec \"$0\" serve"),
+            env!("CARGO_BIN_EXE_sms-sessions"),
+        ]);
+        Self::launch(command, env, None)
+    }
+
+    fn command() -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sms-sessions"));
+        command.arg("serve");
         command
-            .arg("serve")
+    }
+
+    fn launch(mut command: Command, env: &[(&str, &str)], dir: Option<&Path>) -> Self {
+        command
             .env_clear()
             .envs(env.iter().copied())
             .env("SMS_SESSIONS_LISTEN", "127.0.0.1:0")
@@ -114,6 +129,11 @@ impl Server {
     /// `http://127.0.0.1:PORT` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The process id, for `/proc/PID/…`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends SIGTERM (what `docker stop` sends: a graceful stop, so every log line is flushed).
