@@ -82,7 +82,7 @@ const BACKSTOP_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 pub fn service(state: AppState) -> Front {
     let backstop = state.config.server.request_timeout + BACKSTOP_GRACE;
     let observer = Observer {
-        ids: Default::default(),
+        ids: crate::logging::RequestIds::new(state.config.server.trust_request_id),
         metrics: state.metrics.clone(),
     };
     // `GET /metrics` here unless it is off or has a listener of its own.

@@ -1,11 +1,12 @@
 //! The front of the server: what every request passes through on its way to the router and
 //! back.
 //!
-//! In order: the request gets its id (echoed in `X-Request-Id`, set on the request for the
-//! handlers' own lines, and carried by a span at debug level); the router answers it; a panic
-//! in a handler (a bug) becomes a 500 for that request alone; a request still unanswered one
-//! second after `server.request_timeout` gets the 503 backstop, well before Twilio's own 15 s
-//! limit (the gate's 408 for a slow upload comes first); then the one log line and the metrics.
+//! In order: the request gets its id (made here unless a trusted proxy set one; echoed in
+//! `X-Request-Id`, set on the request for the handlers' own lines, and carried by a span at
+//! debug level); the router answers it; a panic in a handler (a bug) becomes a 500 for that
+//! request alone; a request still unanswered one second after `server.request_timeout` gets
+//! the 503 backstop, well before Twilio's own 15 s limit (the gate's 408 for a slow upload
+//! comes first); then the one log line and the metrics.
 //!
 //! This is one service wrapped around the router rather than a stack of axum layers: each
 //! `Router::layer` costs every request a boxed service clone (about 0.15 µs apiece), and a
@@ -54,16 +55,17 @@ impl Front {
     /// Answers one request: what the [`Service`] impl does, without boxing the future.
     pub(crate) async fn answer(self, mut request: Request) -> Response {
         let started = Instant::now();
-        let id = self.observer.request_id(&mut request);
+        let ids = self.observer.request_id(&mut request);
         let method = request.method().clone();
         let uri = request.uri().clone();
         // At debug level every line a request causes carries its id through this span. At
         // info the span is off: it cost a webhook 0.45 µs (`cargo bench -- router_logged`),
         // and the lines logged at info carry `request_id` themselves.
-        let span = tracing::debug_span!("request", request_id = %id.to_str().unwrap_or_default());
+        let span =
+            tracing::debug_span!("request", request_id = %ids.id.to_str().unwrap_or_default());
         async move {
             let routed = AssertUnwindSafe(self.router.oneshot(request)).catch_unwind();
-            let request_id = id.to_str().unwrap_or_default();
+            let request_id = ids.id.to_str().unwrap_or_default();
             let mut response = match within(self.backstop, routed).await {
                 Some(Ok(Ok(response))) => response,
                 Some(Ok(Err(infallible))) => match infallible {},
@@ -71,7 +73,7 @@ impl Front {
                 None => timed_out(request_id, self.backstop),
             };
             self.observer
-                .record(&method, uri.path(), &mut response, id, started.elapsed());
+                .record(&method, uri.path(), &mut response, ids, started.elapsed());
             response
         }
         .instrument(span)
@@ -119,13 +121,24 @@ impl Service<Request> for Front {
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
+    use axum::http::HeaderMap;
     use axum::routing::get;
+    use http_body_util::BodyExt as _;
 
     use super::*;
+    use crate::logging::{RequestIds, request_id};
 
     fn front(backstop: Duration) -> Front {
+        front_with(Observer::default(), backstop)
+    }
+
+    fn front_with(observer: Observer, backstop: Duration) -> Front {
         let router = Router::new()
             .route("/quick", get(|| async { "ok" }))
+            .route(
+                "/id",
+                get(|headers: HeaderMap| async move { request_id(&headers).to_owned() }),
+            )
             .route(
                 "/slow",
                 get(|| async {
@@ -142,7 +155,7 @@ mod tests {
                     "unreachable"
                 }),
             );
-        Front::new(router, Observer::default(), backstop)
+        Front::new(router, observer, backstop)
     }
 
     async fn get_path(front: &Front, path: &str) -> Response {
@@ -174,5 +187,47 @@ mod tests {
         let response = get_path(&front, "/panics").await;
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(get_path(&front, "/quick").await.status(), StatusCode::OK);
+    }
+
+    /// The `X-Request-Id` echoed and the one the handler saw, for a request claiming `claimed`.
+    async fn ids_for(front: &Front, claimed: &str) -> (String, String) {
+        let request = Request::get("/id")
+            .header("x-request-id", claimed)
+            .body(Body::empty())
+            .expect("valid");
+        let response = front.clone().oneshot(request).await.expect("infallible");
+        let echoed = response.headers()["x-request-id"].to_str().expect("ascii");
+        let echoed = echoed.to_owned();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (echoed, String::from_utf8(body.to_vec()).expect("UTF-8"))
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_client_id_is_neither_used_nor_echoed() {
+        let front = front(Duration::from_secs(16));
+        let (echoed, seen) = ids_for(&front, "abc-123").await;
+        assert_ne!(echoed, "abc-123");
+        assert_eq!(seen, echoed, "the handler logs under the id that is echoed");
+    }
+
+    #[tokio::test]
+    async fn a_proxy_id_is_used_and_echoed_only_when_trusted() {
+        let observer = Observer {
+            ids: RequestIds::new(true),
+            metrics: None,
+        };
+        let trusting = front_with(observer, Duration::from_secs(16));
+        let (echoed, seen) = ids_for(&trusting, "abc-123").await;
+        assert_eq!((echoed.as_str(), seen.as_str()), ("abc-123", "abc-123"));
+        let (echoed, _) = ids_for(&front(Duration::from_secs(16)), "abc-123").await;
+        assert_ne!(echoed, "abc-123");
+        let (echoed, seen) = ids_for(&trusting, "a b\" injected=1").await;
+        assert_ne!(echoed, "a b\" injected=1");
+        assert_eq!(seen, echoed);
     }
 }

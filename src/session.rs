@@ -99,11 +99,24 @@ pub struct Session {
     pub outcome: Outcome,
     /// The pair's tag under the current secret.
     tag: [u8; 16],
+    /// How many of the request's cookies verified for the pair within the TTL.
+    valid_cookies: usize,
 }
 
 impl Session {
-    fn new(data: SessionData, outcome: Outcome, tag: [u8; 16]) -> Self {
-        Self { data, outcome, tag }
+    fn new(data: SessionData, outcome: Outcome, tag: [u8; 16], valid_cookies: usize) -> Self {
+        Self {
+            data,
+            outcome,
+            tag,
+            valid_cookies,
+        }
+    }
+
+    /// How many valid cookies for the pair the request carried; with more than one, the state
+    /// is that of the one with the latest last message.
+    pub fn valid_cookies(&self) -> usize {
+        self.valid_cookies
     }
 }
 
@@ -235,8 +248,10 @@ impl SessionCodec {
 
     /// Finds this pair's session among the request's `Cookie` header values.
     ///
-    /// The first cookie of our name that verifies wins; otherwise the first one's failure is
-    /// the outcome, and the session starts empty.
+    /// Of the cookies of our name that verify, the one with the latest last message wins (the
+    /// first listed of equals): a client may hold a stale one too, say under a longer `Path`,
+    /// which it lists first. With none, the first one's failure is the outcome, and the
+    /// session starts empty.
     pub fn load<'h>(
         &self,
         cookie_headers: impl IntoIterator<Item = &'h str>,
@@ -249,6 +264,9 @@ impl SessionCodec {
 
     /// [`load`](Self::load) for a webhook that will [`save`](Self::save) the session again:
     /// the pair's tag under the current secret, which both need, is worked out once.
+    ///
+    /// Only the winner's state is decoded. When several cookies were valid, an info line says
+    /// how many (never their values; at debug level the request's span adds its id).
     pub fn open<'h>(
         &self,
         cookie_headers: impl IntoIterator<Item = &'h str>,
@@ -256,17 +274,35 @@ impl SessionCodec {
         now: u64,
     ) -> Session {
         let tag = pair_tag(&self.keys[0], pair);
+        let (mut newest, mut valid) = (None::<Verified>, 0);
         let mut first_failure = None;
         for value in cookie_values(cookie_headers, &self.name) {
-            match self.decode_tagged(value, pair, &tag, now) {
-                Ok(data) => return Session::new(data, Outcome::Resumed, tag),
+            match self.verify(value, pair, &tag, now) {
+                Ok(cookie) => {
+                    valid += 1;
+                    if newest
+                        .as_ref()
+                        .is_none_or(|n| cookie.last_seen > n.last_seen)
+                    {
+                        newest = Some(cookie);
+                    }
+                }
                 Err(outcome) => {
                     first_failure.get_or_insert(outcome);
                 }
             }
         }
-        let outcome = first_failure.unwrap_or(Outcome::New);
-        Session::new(SessionData::default(), outcome, tag)
+        let Some(newest) = newest else {
+            let outcome = first_failure.unwrap_or(Outcome::New);
+            return Session::new(SessionData::default(), outcome, tag, 0);
+        };
+        if valid > 1 {
+            tracing::info!(
+                valid_cookies = valid,
+                "several valid session cookies for the pair; the newest was used"
+            );
+        }
+        Session::new(newest.data(), Outcome::Resumed, tag, valid)
     }
 
     /// The signed cookie value for an [`open`](Self::open)ed session's state, stamped `now`.
@@ -276,17 +312,19 @@ impl SessionCodec {
 
     /// Decodes one cookie value; the error is [`Outcome::Expired`] or [`Outcome::Rejected`].
     pub fn decode(&self, value: &str, pair: Pair<'_>, now: u64) -> Result<SessionData, Outcome> {
-        self.decode_tagged(value, pair, &pair_tag(&self.keys[0], pair), now)
+        let tag = pair_tag(&self.keys[0], pair);
+        self.verify(value, pair, &tag, now)
+            .map(|cookie| cookie.data())
     }
 
-    /// [`decode`](Self::decode), given the pair's tag under the current secret.
-    fn decode_tagged(
+    /// Checks one cookie value and reads its last-message time, leaving its state encoded.
+    fn verify(
         &self,
         value: &str,
         pair: Pair<'_>,
         current_tag: &[u8; 16],
         now: u64,
-    ) -> Result<SessionData, Outcome> {
+    ) -> Result<Verified, Outcome> {
         let reject = |why| Outcome::Rejected(why);
         let mut parts = value.split('.');
         let (Some(version), Some(payload), Some(mac), None) =
@@ -312,7 +350,7 @@ impl SessionCodec {
         let payload = URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| reject(Rejection::Malformed))?;
-        let payload = std::str::from_utf8(&payload).map_err(|_| reject(Rejection::Malformed))?;
+        let payload = String::from_utf8(payload).map_err(|_| reject(Rejection::Malformed))?;
         let mut fields = payload.splitn(3, '|');
         let (Some(last_seen), Some(tag), Some(data)) =
             (fields.next(), fields.next(), fields.next())
@@ -333,7 +371,12 @@ impl SessionCodec {
         if now.saturating_sub(last_seen) > self.ttl.as_secs() {
             return Err(Outcome::Expired);
         }
-        Ok(SessionData::decode(data))
+        let data_at = payload.len() - data.len();
+        Ok(Verified {
+            last_seen,
+            payload,
+            data_at,
+        })
     }
 
     /// The signed cookie value for this state, stamped `now`, with the current secret.
@@ -389,6 +432,20 @@ impl SessionCodec {
         self.keys
             .iter()
             .find(|key| bool::from(self.mac(key, payload).as_slice().ct_eq(claimed)))
+    }
+}
+
+/// A cookie value that verified for the pair within the TTL, its state not decoded yet.
+struct Verified {
+    last_seen: u64,
+    /// The decoded payload; the state is `payload[data_at..]`.
+    payload: String,
+    data_at: usize,
+}
+
+impl Verified {
+    fn data(&self) -> SessionData {
+        SessionData::decode(&self.payload[self.data_at..])
     }
 }
 
@@ -579,5 +636,72 @@ mod tests {
     #[test]
     fn short_secrets_are_refused() {
         assert_eq!(SessionSecret::new("short").err(), Some(ShortSecret(5)));
+    }
+
+    /// `count` = `n`, last message at `at`, as a `name=value` cookie.
+    fn cookie(n: u32, at: u64) -> String {
+        format!(
+            "sms_session={}",
+            codec().encode(&counted(n), PAIR, at).expect("fits")
+        )
+    }
+
+    /// The session opened from these cookies (in one header and in one header each, which
+    /// must agree) at `now`: its state, outcome and count of valid cookies.
+    fn opened(cookies: &[&str], now: u64) -> (SessionData, Outcome, usize) {
+        let one_header = cookies.join("; ");
+        let seen = |session: Session| {
+            let valid = session.valid_cookies();
+            (session.data, session.outcome, valid)
+        };
+        let together = seen(codec().open([one_header.as_str()], PAIR, now));
+        let apart = seen(codec().open(cookies.iter().copied(), PAIR, now));
+        assert_eq!(together, apart);
+        together
+    }
+
+    #[test]
+    fn of_two_valid_cookies_the_one_with_the_later_message_wins_in_either_order() {
+        let (stale, fresh) = (cookie(2, 1_000), cookie(5, 2_000));
+        for cookies in [[&stale, &fresh], [&fresh, &stale]] {
+            let cookies = cookies.map(String::as_str);
+            assert_eq!(opened(&cookies, 2_001), (counted(5), Outcome::Resumed, 2));
+        }
+        let one = [fresh.as_str()];
+        assert_eq!(opened(&one, 2_001), (counted(5), Outcome::Resumed, 1));
+    }
+
+    #[test]
+    fn a_tampered_cookie_claiming_a_later_message_neither_wins_nor_counts() {
+        let (stale, fresh) = (cookie(2, 1_000), cookie(5, 2_000));
+        let mut tampered = cookie(9, 3_000).into_bytes();
+        let last = tampered.len() - 1;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).expect("ascii");
+        for cookies in [[&stale, &tampered], [&tampered, &stale]] {
+            let cookies = cookies.map(String::as_str);
+            assert_eq!(opened(&cookies, 3_001), (counted(2), Outcome::Resumed, 1));
+        }
+        for cookies in [[&stale, &tampered, &fresh], [&tampered, &fresh, &stale]] {
+            let cookies = cookies.map(String::as_str);
+            assert_eq!(opened(&cookies, 3_001), (counted(5), Outcome::Resumed, 2));
+        }
+    }
+
+    #[test]
+    fn an_expired_cookie_neither_wins_nor_counts() {
+        let now = 10_000 + TTL.as_secs();
+        let (expired, stale, fresh) = (cookie(7, 9_000), cookie(2, 10_000), cookie(5, 10_500));
+        for cookies in [[&expired, &stale], [&stale, &expired]] {
+            let cookies = cookies.map(String::as_str);
+            assert_eq!(opened(&cookies, now), (counted(2), Outcome::Resumed, 1));
+        }
+        let cookies = [&expired, &stale, &fresh].map(String::as_str);
+        assert_eq!(opened(&cookies, now), (counted(5), Outcome::Resumed, 2));
+        let alone = [expired.as_str()];
+        assert_eq!(
+            opened(&alone, now),
+            (SessionData::default(), Outcome::Expired, 0)
+        );
     }
 }

@@ -1,10 +1,11 @@
 //! Tracing set-up, the one-line-per-webhook request log, and phone-number masking.
 //!
-//! Every request gets an id (a sane incoming `X-Request-Id` is kept, else one is made), echoed
-//! in the response and logged as `request_id` on the lines the request causes (at debug level
-//! a span carries it to every line). After the response, one line at info records what an
-//! operator needs and nothing they must not see: the MessageSid, masked numbers, the session
-//! outcome, the status and the latency.
+//! Every request gets an id, echoed in the response and logged as `request_id` on the lines
+//! the request causes (at debug level a span carries it to every line). The server makes it,
+//! unless `server.trust_request_id` says a proxy in front sets `X-Request-Id`; an untrusted
+//! client's own id, when plain, is logged beside it as `client_request_id`, never in its place.
+//! After the response, one line at info records what an operator needs and nothing they must
+//! not see: the MessageSid, masked numbers, the session outcome, the status and the latency.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -139,43 +140,71 @@ pub fn mask_phone(address: &str) -> String {
 }
 
 /// Makes request ids: a random per-process prefix and a counter (cheap, unique, sortable).
+///
+/// An incoming `X-Request-Id` is kept only when the operator trusts it
+/// (`server.trust_request_id`: a proxy in front sets it); otherwise anyone could choose the id
+/// that a line is filed under, one that already names another request included.
 #[derive(Debug)]
 pub struct RequestIds {
     prefix: u32,
     next: AtomicU64,
+    trust_incoming: bool,
 }
 
 impl Default for RequestIds {
     fn default() -> Self {
-        Self {
-            prefix: rand::random(),
-            next: AtomicU64::new(1),
-        }
+        Self::new(false)
     }
 }
 
+/// The id a request got, and the client's own `X-Request-Id` when it was not used (and is plain
+/// enough to log): the log line carries it as `client_request_id`.
+#[derive(Debug)]
+pub(crate) struct RequestId {
+    pub id: HeaderValue,
+    pub client: Option<HeaderValue>,
+}
+
 impl RequestIds {
+    /// Ids made here; incoming ones kept too when `trust_incoming`.
+    pub fn new(trust_incoming: bool) -> Self {
+        Self {
+            prefix: rand::random(),
+            next: AtomicU64::new(1),
+            trust_incoming,
+        }
+    }
+
     fn make(&self) -> HeaderValue {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         HeaderValue::try_from(format!("{:08x}-{n:06}", self.prefix))
             .expect("hex and digits are valid")
     }
 
-    /// Keeps an incoming id only when it is short and plain (it ends up in logs).
-    fn pick(&self, incoming: Option<&HeaderValue>) -> HeaderValue {
-        let plain = |v: &&HeaderValue| {
-            let bytes = v.as_bytes();
-            !bytes.is_empty()
-                && bytes.len() <= 64
-                && bytes
-                    .iter()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
-        };
-        incoming
-            .filter(plain)
-            .cloned()
-            .unwrap_or_else(|| self.make())
+    /// Gives a request its id, in `headers` (where [`request_id`] finds it): a trusted plain
+    /// incoming id, else a new one, which replaces the client's. Without an incoming header this
+    /// costs what making the id costs, nothing more.
+    fn assign(&self, headers: &mut HeaderMap) -> RequestId {
+        if self.trust_incoming
+            && let Some(id) = headers.get(REQUEST_ID).filter(|id| plain(id))
+        {
+            let id = id.clone();
+            return RequestId { id, client: None };
+        }
+        let id = self.make();
+        let client = headers.insert(REQUEST_ID, id.clone()).filter(plain);
+        RequestId { id, client }
     }
+}
+
+/// Short and plain: fit for a log line (an id ends up in every line of its request).
+fn plain(id: &HeaderValue) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 64
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
 }
 
 /// What the request-log middleware holds: the id maker and, unless turned off, the metrics
@@ -187,12 +216,10 @@ pub struct Observer {
 }
 
 impl Observer {
-    /// Picks the request's id (see [`RequestIds::pick`]) and sets it on the request, where
+    /// Gives the request its id (see [`RequestIds`]) and sets it on the request, where
     /// [`request_id`] finds it for the lines a handler logs.
-    pub(crate) fn request_id(&self, request: &mut Request) -> HeaderValue {
-        let id = self.ids.pick(request.headers().get(REQUEST_ID));
-        request.headers_mut().insert(REQUEST_ID, id.clone());
-        id
+    pub(crate) fn request_id(&self, request: &mut Request) -> RequestId {
+        self.ids.assign(request.headers_mut())
     }
 
     /// Echoes the id in the response, then writes the request's log line and metrics.
@@ -201,19 +228,19 @@ impl Observer {
         method: &Method,
         path: &str,
         response: &mut Response,
-        id: HeaderValue,
+        ids: RequestId,
         latency: Duration,
     ) {
-        let request_id = id.to_str().unwrap_or_default();
         record(
             self.metrics.as_deref(),
-            request_id,
+            ids.id.to_str().unwrap_or_default(),
+            ids.client.as_ref().and_then(|id| id.to_str().ok()),
             method,
             path,
             response,
             latency.as_micros(),
         );
-        response.headers_mut().insert(REQUEST_ID, id);
+        response.headers_mut().insert(REQUEST_ID, ids.id);
     }
 }
 
@@ -228,6 +255,7 @@ pub fn request_id(headers: &HeaderMap) -> &str {
 fn record(
     metrics: Option<&Metrics>,
     request_id: &str,
+    client_request_id: Option<&str>,
     method: &Method,
     path: &str,
     response: &Response,
@@ -237,7 +265,15 @@ fn record(
     let latency_us = u64::try_from(latency_us).unwrap_or(u64::MAX);
     let status = response.status().as_u16();
     if path == "/healthz" || path == "/metrics" {
-        tracing::debug!(request_id, %method, path, status, latency_us, "health check or scrape");
+        tracing::debug!(
+            request_id,
+            client_request_id,
+            %method,
+            path,
+            status,
+            latency_us,
+            "health check or scrape"
+        );
         return;
     }
     let rejected = response.extensions().get::<Rejection>();
@@ -257,6 +293,7 @@ fn record(
     let present = |text: &str| !text.is_empty();
     tracing::info!(
         request_id,
+        client_request_id,
         %method,
         path,
         status,
@@ -286,13 +323,93 @@ mod tests {
         assert_eq!(mask_phone(""), "");
     }
 
+    fn with_incoming(id: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID, HeaderValue::from_static(id));
+        headers
+    }
+
     #[test]
-    fn incoming_request_ids_are_kept_only_when_plain() {
+    fn an_untrusted_incoming_id_is_replaced_and_kept_apart_for_the_log() {
         let ids = RequestIds::default();
-        let good = HeaderValue::from_static("abc-123");
-        assert_eq!(ids.pick(Some(&good)), good);
-        let evil = HeaderValue::from_static("a b\" injected=1");
-        assert_ne!(ids.pick(Some(&evil)), evil);
-        assert_ne!(ids.pick(None), ids.pick(None));
+        let mut headers = with_incoming("abc-123");
+        let given = ids.assign(&mut headers);
+        assert_ne!(given.id, "abc-123");
+        assert_eq!(
+            given.client.as_ref().map(HeaderValue::as_bytes),
+            Some(&b"abc-123"[..])
+        );
+        assert_eq!(request_id(&headers), given.id);
+    }
+
+    #[test]
+    fn an_incoming_id_is_kept_only_when_trusted_and_plain() {
+        let long = "x".repeat(65);
+        for trust in [false, true] {
+            let ids = RequestIds::new(trust);
+            let mut headers = with_incoming("abc-123");
+            let given = ids.assign(&mut headers);
+            assert_eq!(given.id == "abc-123", trust);
+            assert_eq!(request_id(&headers), given.id);
+            for evil in ["a b\" injected=1", "", long.as_str()] {
+                let mut headers = HeaderMap::new();
+                headers.insert(REQUEST_ID, HeaderValue::try_from(evil).expect("visible"));
+                let given = ids.assign(&mut headers);
+                assert_ne!(given.id, evil);
+                assert_eq!(given.client, None, "not plain: not logged at all");
+                assert_eq!(request_id(&headers), given.id);
+            }
+            let (mut first, mut second) = (HeaderMap::new(), HeaderMap::new());
+            let (first, second) = (ids.assign(&mut first), ids.assign(&mut second));
+            assert_ne!(first.id, second.id);
+            assert_eq!((first.client, second.client), (None, None));
+        }
+    }
+
+    /// The request log line `record` writes for `ids`, without its timestamp.
+    fn logged(ids: RequestId) -> String {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .without_time()
+            .with_ansi(false)
+            .with_writer(move || WriteTo(sink.clone()))
+            .finish();
+        let mut response = Response::new(axum::body::Body::empty());
+        tracing::subscriber::with_default(subscriber, || {
+            let observer = Observer::default();
+            observer.record(&Method::POST, "/sms", &mut response, ids, Duration::ZERO);
+        });
+        let bytes = buffer.lock().expect("not poisoned").clone();
+        String::from_utf8(bytes).expect("UTF-8")
+    }
+
+    struct WriteTo(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for WriteTo {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .expect("not poisoned")
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_log_line_names_the_client_id_apart_from_the_one_used() {
+        let ids = RequestIds::default();
+        let given = ids.assign(&mut with_incoming("abc-123"));
+        let id = given.id.to_str().expect("ascii").to_owned();
+        let line = logged(given);
+        assert!(line.contains(&format!(" request_id=\"{id}\"")), "{line}");
+        assert!(line.contains(" client_request_id=\"abc-123\""), "{line}");
+        let line = logged(ids.assign(&mut HeaderMap::new()));
+        assert!(line.contains(" request_id="), "{line}");
+        assert!(!line.contains("client_request_id"), "{line}");
     }
 }
