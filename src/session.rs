@@ -296,12 +296,6 @@ impl SessionCodec {
             let outcome = first_failure.unwrap_or(Outcome::New);
             return Session::new(SessionData::default(), outcome, tag, 0);
         };
-        if valid > 1 {
-            tracing::info!(
-                valid_cookies = valid,
-                "several valid session cookies for the pair; the newest was used"
-            );
-        }
         Session::new(newest.data(), Outcome::Resumed, tag, valid)
     }
 

@@ -48,6 +48,13 @@ pub async fn inbound(State(state): State<Arc<AppState>>, webhook: Webhook) -> Re
     let mut session = state.sessions.open(cookies, pair, now);
     let outcome = session.outcome;
     log_fresh_start(outcome, &message, &webhook.headers);
+    if session.valid_cookies() > 1 {
+        tracing::info!(
+            request_id = request_id(&webhook.headers),
+            valid_cookies = session.valid_cookies(),
+            "several valid session cookies for the pair; the newest was used"
+        );
+    }
 
     let reply = state.flow.reply(&message, &mut session.data);
     let cookie = match state.sessions.save(&session, now) {
