@@ -265,8 +265,8 @@ impl SessionCodec {
     /// [`load`](Self::load) for a webhook that will [`save`](Self::save) the session again:
     /// the pair's tag under the current secret, which both need, is worked out once.
     ///
-    /// Only the winner's state is decoded. When several cookies were valid, an info line says
-    /// how many (never their values; at debug level the request's span adds its id).
+    /// Only the winner's state is decoded; [`Session::valid_cookies`] says how many were valid
+    /// (the `/sms` handler logs it when more than one was).
     pub fn open<'h>(
         &self,
         cookie_headers: impl IntoIterator<Item = &'h str>,
