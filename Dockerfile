@@ -32,7 +32,10 @@ COPY config/default.toml /etc/sms-sessions/default.toml
 
 # PORT (not SMS_SESSIONS_LISTEN) so platforms that inject their own PORT still win; it binds
 # 0.0.0.0:$PORT, which the server only accepts once TWILIO_AUTH_TOKEN (or _FILE) is set — without
-# a token the container exits at once with an error naming twilio.auth_token.
+# a token the container exits at once with an error naming twilio.auth_token. /metrics is not
+# served on this non-loopback listener (a start-up warning says so): to scrape it, add
+# -e SMS_SESSIONS_METRICS_LISTEN=0.0.0.0:9090 and let only Prometheus reach port 9090 (do not
+# publish it), or -e SMS_SESSIONS_METRICS=false to silence the warning.
 ENV PORT=8080
 # One JSON object per line on stdout, for log pipelines; -e SMS_SESSIONS_LOG_FORMAT=text to read.
 ENV SMS_SESSIONS_LOG_FORMAT=json

@@ -76,10 +76,18 @@ in_image() {
 }
 
 # ---- the image's ENV alone: 0.0.0.0:8080 with a token, a clear refusal without one ----
-config=$(in_image "${as_image_user[@]}" "$binary" check-config) ||
-    fail "check-config failed with the image ENV and a token file"
+config=$(in_image "${as_image_user[@]}" "$binary" check-config 2>"$root/check-stderr") ||
+    fail "check-config failed with the image ENV and a token file: $(cat "$root/check-stderr")"
 grep -qx 'listen = "0.0.0.0:8080"' <<<"$config" || fail "image ENV does not listen on 0.0.0.0:8080"
-grep -q "$token" <<<"$config" && fail "check-config printed the token"
+grep -q "$token" <<<"$config" "$root/check-stderr" && fail "check-config printed the token"
+# The exposure check-config reports: public listener, signed webhooks, no public /metrics.
+grep -qx '#   listen:   0.0.0.0:8080, REACHABLE FROM OTHER MACHINES (not a loopback address)' <<<"$config" ||
+    fail "check-config does not report the public listener: $config"
+grep -qx '#   webhooks: must be signed, token: configured (auth_token)' <<<"$config" ||
+    fail "check-config does not report signed webhooks: $config"
+grep -q '^#   /metrics: not served' <<<"$config" || fail "image ENV serves /metrics on 0.0.0.0: $config"
+grep -q 'server.metrics_listen' "$root/check-stderr" ||
+    fail "no warning that /metrics is withheld: $(cat "$root/check-stderr")"
 if refusal=$(cd "$root/workdir" && env -i "${image_env[@]}" "$binary" check-config 2>&1); then
     fail "the image ENV without a token should refuse to start"
 fi
@@ -106,9 +114,13 @@ uid=$(ps -o uid= -p "$server_pid" | tr -d ' ')
 [ "$uid" = "$expected_uid" ] || fail "server runs as uid $uid, expected $expected_uid"
 
 url="http://127.0.0.1:$port/sms"
-signature=$("$binary" sign --url "$url" --token "$token" From=+14155550199 To=+14155550100 Body=hi)
-reply=$(curl -sS --max-time 5 -H "X-Twilio-Signature: $signature" \
-    --data-urlencode From=+14155550199 --data-urlencode To=+14155550100 --data-urlencode Body=hi "$url")
+# Every field an inbound text carries, in Twilio's shapes.
+params=(MessageSid=SM0123456789abcdef0123456789abcdef AccountSid=AC0123456789abcdef0123456789abcdef
+    From=+14155550199 To=+14155550100 Body=hi NumMedia=0)
+signature=$("$binary" sign --url "$url" --token "$token" "${params[@]}")
+form=()
+for param in "${params[@]}"; do form+=(--data-urlencode "$param"); done
+reply=$(curl -sS --max-time 5 -H "X-Twilio-Signature: $signature" "${form[@]}" "$url")
 grep -q '<Message>Hello, thanks for the new message.</Message>' <<<"$reply" ||
     fail "a signed webhook was not answered: $reply"
 say "a webhook signed with the token from TWILIO_AUTH_TOKEN_FILE was answered"

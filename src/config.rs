@@ -20,26 +20,46 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 /// The token used when none is configured; only ever accepted on a loopback address.
 pub const DEV_AUTH_TOKEN: &str = "sms-sessions-dev-token";
 
-/// The listen address once an auth token is set (or validation is off).
+/// The default listen address once an auth token is set and webhooks must be signed with it.
 const PUBLIC_LISTEN: &str = "0.0.0.0:8080";
-/// The listen address in local development mode (no auth token).
+/// The default listen address otherwise: local development mode (no auth token), or
+/// signature validation off; anything else must be asked for with `server.listen`.
 const DEV_LISTEN: &str = "127.0.0.1:8080";
 
 /// Keys whose table value replaces the default instead of merging into it.
 const REPLACED_TABLES: &[&str] = &["flow.callers"];
 
+mod env_names;
+mod file;
+
 /// A configuration error, naming the key (and the environment variable when it came from one).
+/// Neither part ever holds a value from the file or a secret's text.
 #[derive(Debug, thiserror::Error)]
-#[error("{key}: {message}")]
 pub struct ConfigError {
+    /// Empty when a file's syntax error is outside any key.
     pub key: String,
     pub message: String,
+    /// `FILE:LINE:COLUMN` (or `FILE`) when the error is in `--config FILE`.
+    pub location: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(location) = &self.location {
+            write!(f, "{location}: ")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
 }
 
 fn error(key: impl Into<String>, message: impl fmt::Display) -> ConfigError {
     ConfigError {
         key: key.into(),
         message: message.to_string(),
+        location: None,
     }
 }
 
@@ -101,7 +121,8 @@ pub enum FlowKind {
 pub enum MetricsExposure {
     /// `server.metrics = false`: not recorded, not served.
     Off,
-    /// On the main listener, next to the webhooks (the default).
+    /// On the main listener, next to the webhooks: the default when that is a loopback
+    /// address, else only with `server.public_metrics = true`.
     Main,
     /// On a listener of its own, e.g. a private interface Prometheus can reach.
     Separate(SocketAddr),
@@ -122,6 +143,10 @@ pub struct Config {
     pub session: SessionConfig,
     pub flow: FlowConfig,
     pub log_format: LogFormat,
+    /// Things the operator should know but that do not stop the server: unknown
+    /// `SMS_SESSIONS_*` variables, unsigned webhooks from the network, `/metrics` withheld.
+    /// `serve` logs them at start; `check-config` prints them on stderr.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +168,8 @@ pub struct ServerConfig {
     pub trust_request_id: bool,
     /// Serve `/metrics` on a non-loopback main listener (`server.public_metrics`).
     pub public_metrics: bool,
+    /// `/metrics` was wanted on the main listener but withheld, as that is not loopback.
+    metrics_withheld: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -239,6 +266,8 @@ struct RawLog {
 /// Where environment variables come from (the process, or a map in tests).
 pub trait Env {
     fn var(&self, name: &str) -> Option<String>;
+    /// Every variable's name, to warn about unknown `SMS_SESSIONS_*` ones.
+    fn names(&self) -> Vec<String>;
 }
 
 /// The process environment; empty variables count as unset.
@@ -248,6 +277,12 @@ impl Env for ProcessEnv {
     fn var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok().filter(|value| !value.is_empty())
     }
+
+    fn names(&self) -> Vec<String> {
+        std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect()
+    }
 }
 
 impl Env for [(&str, &str)] {
@@ -256,11 +291,19 @@ impl Env for [(&str, &str)] {
             .find(|(key, _)| *key == name)
             .map(|(_, value)| (*value).to_owned())
     }
+
+    fn names(&self) -> Vec<String> {
+        self.iter().map(|(key, _)| (*key).to_owned()).collect()
+    }
 }
 
 impl<const N: usize> Env for [(&str, &str); N] {
     fn var(&self, name: &str) -> Option<String> {
         self.as_slice().var(name)
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.as_slice().names()
     }
 }
 
@@ -271,14 +314,18 @@ impl Config {
             .parse()
             .map_err(|e| error("config/default.toml", e))?;
         if let Some(path) = file {
-            let key = path.display().to_string();
-            let text = std::fs::read_to_string(path).map_err(|e| error(&key, e))?;
-            let overlay: toml::Table = text.parse().map_err(|e| error(&key, e))?;
-            merge(&mut table, overlay, "");
+            merge(&mut table, file::read(path)?, "");
         }
-        let mut raw: Raw = table.try_into().map_err(|e| error("config", e))?;
+        // The file alone was checked against `Raw`; only `message` of this error, never its
+        // `Display`, which would quote the value.
+        let mut raw: Raw = table
+            .try_into()
+            .map_err(|e: toml::de::Error| error("config", file::reason(e.message())))?;
         raw.apply_env(env)?;
-        raw.validate()
+        let mut warnings = env_names::unknown(env.names());
+        let mut config = raw.validate(&mut warnings)?;
+        config.warnings = warnings;
+        Ok(config)
     }
 
     /// The effective configuration as TOML, secrets redacted (for `check-config`).
@@ -312,13 +359,14 @@ impl Config {
             MetricsExposure::Separate(address) => (true, address.to_string()),
         };
         format!(
-            "[server]\nlisten = \"{}\"\npublic_url = {public_url:?}\ntrust_forwarded = {}\nbody_limit = {}\n\
+            "{}\n[server]\nlisten = \"{}\"\npublic_url = {public_url:?}\ntrust_forwarded = {}\nbody_limit = {}\n\
              request_timeout = \"{}\"\nmetrics = {metrics}\nmetrics_listen = {metrics_listen:?}\npublic_metrics = {}\n\
              header_timeout = \"{}\"\nidle_timeout = \"{}\"\nmax_connections = {}\ntrust_request_id = {}\n\n\
              [twilio]\nauth_token = {}\nsecondary_auth_token = {}\n\
              validate_signatures = {}\naccount_sid = {:?}\n# development mode (no auth token, loopback only): {}\n\n\
              [session]\nsecret = {}\nprevious_secrets = {} # count\nttl = \"{}\"\ncookie_name = {:?}\n\n\
              [flow]\nkind = \"{}\"\n\n[flow.callers]\n{}\n\n[log]\nformat = \"{}\"\n",
+            self.exposure(),
             self.server.listen,
             self.server.trust_forwarded,
             self.server.body_limit,
@@ -346,6 +394,46 @@ impl Config {
                 LogFormat::Text => "text",
                 LogFormat::Json => "json",
             },
+        )
+    }
+}
+
+impl Config {
+    /// Who can reach what, as TOML comment lines: the listen address, whether webhooks must be
+    /// signed and with which token, and where `/metrics` is served.
+    pub fn exposure(&self) -> String {
+        let listen = self.server.listen;
+        let reach = if listen.ip().is_loopback() {
+            "this machine only (loopback)"
+        } else {
+            "REACHABLE FROM OTHER MACHINES (not a loopback address)"
+        };
+        let webhooks = match (self.twilio.validate_signatures, self.twilio.dev_mode) {
+            (false, _) => "NOT checked, token: NONE (twilio.validate_signatures = false)",
+            (true, true) => "must be signed, token: the development token (no auth token set)",
+            (true, false) if self.twilio.has_secondary => {
+                "must be signed, token: configured (auth_token or secondary_auth_token)"
+            }
+            (true, false) => "must be signed, token: configured (auth_token)",
+        };
+        let metrics = match self.server.metrics {
+            MetricsExposure::Main if listen.ip().is_loopback() => {
+                format!("on the main listener {listen} (loopback)")
+            }
+            MetricsExposure::Main => format!(
+                "on the main listener {listen}, REACHABLE FROM OTHER MACHINES (public_metrics)"
+            ),
+            MetricsExposure::Separate(address) => format!("on its own listener {address}"),
+            MetricsExposure::Off if self.server.metrics_withheld => {
+                "not served (the main listener is not loopback: set metrics_listen or \
+                 public_metrics)"
+                    .to_owned()
+            }
+            MetricsExposure::Off => "not served (metrics = false)".to_owned(),
+        };
+        format!(
+            "# Exposure\n#   listen:   {listen}, {reach}\n#   webhooks: {webhooks}\n\
+             #   /metrics: {metrics}\n"
         )
     }
 }
@@ -451,8 +539,11 @@ impl Raw {
         if let Some(secret) = env_or_file(env, "SMS_SESSIONS_SECRET")? {
             self.session.secret = Some(Secret(secret));
         }
-        if let Some(list) = env.var("SMS_SESSIONS_SECRET_PREVIOUS") {
-            let secrets = list.split(',').map(str::trim).filter(|s| !s.is_empty());
+        if let Some(list) = env_or_file(env, "SMS_SESSIONS_SECRET_PREVIOUS")? {
+            let secrets = list
+                .split([',', '\n'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty());
             self.session.previous_secrets = Some(secrets.map(|s| Secret(s.to_owned())).collect());
         }
         let plain = [
@@ -475,9 +566,9 @@ impl Raw {
         Ok(())
     }
 
-    fn validate(self) -> Result<Config, ConfigError> {
+    fn validate(self, warnings: &mut Vec<String>) -> Result<Config, ConfigError> {
         let twilio = self.twilio.validate()?;
-        let server = self.server.validate(&twilio)?;
+        let server = self.server.validate(&twilio, warnings)?;
         Ok(Config {
             server,
             twilio,
@@ -493,6 +584,7 @@ impl Raw {
                     ));
                 }
             },
+            warnings: Vec::new(),
         })
     }
 }
@@ -519,9 +611,8 @@ impl RawTwilio {
             auth_tokens.push(AuthToken::new(DEV_AUTH_TOKEN).expect("non-empty constant"));
         }
         let account_sid = self.account_sid.filter(|sid| !sid.is_empty());
-        if account_sid
-            .as_deref()
-            .is_some_and(|sid| !crate::twilio::fields::is_sid(sid, *b"AC"))
+        if let Some(sid) = &account_sid
+            && !crate::twilio::fields::is_sid(sid, *b"AC")
         {
             return Err(error(
                 "twilio.account_sid",
@@ -539,26 +630,12 @@ impl RawTwilio {
 }
 
 impl RawServer {
-    fn validate(self, twilio: &TwilioConfig) -> Result<ServerConfig, ConfigError> {
-        let dev_only = twilio.dev_mode && twilio.validate_signatures;
-        let default_listen = if dev_only { DEV_LISTEN } else { PUBLIC_LISTEN };
-        let listen_text = self.listen.as_deref().unwrap_or(default_listen);
-        let listen: SocketAddr = listen_text.parse().map_err(|_| {
-            error(
-                "server.listen",
-                format!("{listen_text:?} is not an address like 0.0.0.0:8080"),
-            )
-        })?;
-        if dev_only && !listen.ip().is_loopback() {
-            return Err(error(
-                "twilio.auth_token",
-                format!(
-                    "is required to listen on {listen} (set TWILIO_AUTH_TOKEN or TWILIO_AUTH_TOKEN_FILE); \
-                     without a token the server only runs in local development mode on a loopback \
-                     address such as 127.0.0.1:8080"
-                ),
-            ));
-        }
+    fn validate(
+        self,
+        twilio: &TwilioConfig,
+        warnings: &mut Vec<String>,
+    ) -> Result<ServerConfig, ConfigError> {
+        let listen = listen_address(self.listen.as_deref(), twilio, warnings)?;
         let public_url = self
             .public_url
             .filter(|url| !url.is_empty())
@@ -571,7 +648,21 @@ impl RawServer {
                 "must be between 1024 and 16777216 bytes",
             ));
         }
-        let metrics = metrics_exposure(self.metrics, self.metrics_listen.as_deref(), listen)?;
+        let public_metrics = self.public_metrics.unwrap_or(false);
+        let wanted = metrics_exposure(self.metrics, self.metrics_listen.as_deref(), listen)?;
+        let metrics_withheld =
+            wanted == MetricsExposure::Main && !listen.ip().is_loopback() && !public_metrics;
+        let metrics = if metrics_withheld {
+            warnings.push(format!(
+                "/metrics is not served: server.listen is {listen}, not a loopback address; set \
+                 server.metrics_listen (SMS_SESSIONS_METRICS_LISTEN) to a private address, or \
+                 server.public_metrics = true (SMS_SESSIONS_PUBLIC_METRICS) to serve it there, \
+                 or server.metrics = false (SMS_SESSIONS_METRICS) to silence this"
+            ));
+            MetricsExposure::Off
+        } else {
+            wanted
+        };
         let header_timeout = duration(
             "server.header_timeout",
             self.header_timeout.as_deref().unwrap_or("5s"),
@@ -603,12 +694,57 @@ impl RawServer {
             )?,
             max_connections: max_connections as usize,
             trust_request_id: self.trust_request_id.unwrap_or(false),
-            public_metrics: self.public_metrics.unwrap_or(false),
+            public_metrics,
+            metrics_withheld,
         })
     }
 }
 
-/// `server.metrics` (default on) and `server.metrics_listen` (default: the main listener).
+/// `server.listen`, by default public only once webhooks must be signed with a configured token.
+/// Without a token only loopback is allowed; unsigned on another address is allowed when asked
+/// for, with a warning.
+fn listen_address(
+    text: Option<&str>,
+    twilio: &TwilioConfig,
+    warnings: &mut Vec<String>,
+) -> Result<SocketAddr, ConfigError> {
+    let signed_by_a_token = !twilio.dev_mode && twilio.validate_signatures;
+    let text = text.unwrap_or(if signed_by_a_token {
+        PUBLIC_LISTEN
+    } else {
+        DEV_LISTEN
+    });
+    let listen: SocketAddr = text.parse().map_err(|_| {
+        error(
+            "server.listen",
+            format!("{text:?} is not an address like 0.0.0.0:8080"),
+        )
+    })?;
+    if listen.ip().is_loopback() {
+        return Ok(listen);
+    }
+    if twilio.dev_mode && twilio.validate_signatures {
+        return Err(error(
+            "twilio.auth_token",
+            format!(
+                "is required to listen on {listen} (set TWILIO_AUTH_TOKEN or TWILIO_AUTH_TOKEN_FILE); \
+                 without a token the server only runs in local development mode on a loopback \
+                 address such as 127.0.0.1:8080"
+            ),
+        ));
+    }
+    if !twilio.validate_signatures {
+        warnings.push(format!(
+            "UNSIGNED WEBHOOKS ARE ACCEPTED FROM THE NETWORK: twilio.validate_signatures is \
+             false and server.listen is {listen}, not a loopback address; anyone who can reach \
+             it can post webhooks"
+        ));
+    }
+    Ok(listen)
+}
+
+/// `server.metrics` (default on) and `server.metrics_listen` (default: the main listener, which
+/// the caller withholds when that is not loopback).
 fn metrics_exposure(
     enabled: Option<bool>,
     listen: Option<&str>,
@@ -704,6 +840,7 @@ impl RawFlow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::{Pair, SessionCodec, SessionData};
 
     const NO_ENV: [(&str, &str); 0] = [];
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
@@ -807,14 +944,17 @@ mod tests {
     }
 
     #[test]
-    fn metrics_are_on_the_main_listener_unless_moved_or_off() {
+    fn metrics_are_on_a_loopback_main_listener_unless_moved_or_off() {
         let load = |extra: &[(&str, &str)]| {
-            let mut env = vec![("TWILIO_AUTH_TOKEN", "t")];
-            env.extend_from_slice(extra);
+            let mut env = extra.to_vec();
+            env.push(("TWILIO_AUTH_TOKEN", "t"));
             Config::load(None, env.as_slice())
         };
         let metrics = |extra| load(extra).expect("valid").server.metrics;
-        assert_eq!(metrics(&[]), MetricsExposure::Main);
+        assert_eq!(
+            metrics(&[("SMS_SESSIONS_LISTEN", "127.0.0.1:8080")]),
+            MetricsExposure::Main
+        );
         let moved = [("SMS_SESSIONS_METRICS_LISTEN", "127.0.0.1:9090")];
         let address = "127.0.0.1:9090".parse().expect("address");
         assert_eq!(metrics(&moved), MetricsExposure::Separate(address));
@@ -829,6 +969,258 @@ mod tests {
             ("SMS_SESSIONS_METRICS_LISTEN", "0.0.0.0:8080"),
         ];
         assert_eq!(load(&same).expect_err("clash").key, "server.metrics_listen");
+    }
+
+    #[test]
+    fn metrics_on_a_public_main_listener_only_when_asked_for() {
+        let load = |extra: &[(&str, &str)]| {
+            let mut env = extra.to_vec();
+            env.push(("TWILIO_AUTH_TOKEN", "t"));
+            Config::load(None, env.as_slice()).expect("valid")
+        };
+        let public = load(&[]);
+        assert_eq!(public.server.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(public.server.metrics, MetricsExposure::Off);
+        let [warning] = public.warnings.as_slice() else {
+            panic!("one warning expected: {:?}", public.warnings);
+        };
+        assert!(warning.starts_with("/metrics is not served"), "{warning}");
+        for key in ["server.metrics_listen", "server.public_metrics"] {
+            assert!(warning.contains(key), "{warning}");
+        }
+        assert!(
+            public
+                .exposure()
+                .contains("#   /metrics: not served (the main listener")
+        );
+        let asked = load(&[("SMS_SESSIONS_PUBLIC_METRICS", "true")]);
+        assert_eq!(asked.server.metrics, MetricsExposure::Main);
+        assert!(asked.warnings.is_empty(), "{:?}", asked.warnings);
+        let v6 = load(&[("SMS_SESSIONS_LISTEN", "[::]:8080")]);
+        assert_eq!(v6.server.metrics, MetricsExposure::Off);
+        let off = load(&[("SMS_SESSIONS_METRICS", "false")]);
+        assert!(off.warnings.is_empty(), "{:?}", off.warnings);
+        assert!(
+            off.exposure()
+                .contains("#   /metrics: not served (metrics = false)")
+        );
+    }
+
+    #[test]
+    fn validation_off_keeps_the_default_listen_on_loopback() {
+        let off = ("SMS_SESSIONS_VALIDATE_SIGNATURES", "false");
+        for env in [vec![off], vec![off, ("TWILIO_AUTH_TOKEN", "t")]] {
+            let config = Config::load(None, env.as_slice()).expect("valid");
+            assert_eq!(
+                config.server.listen.to_string(),
+                "127.0.0.1:8080",
+                "{env:?}"
+            );
+            assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+            let exposure = config.exposure();
+            assert!(
+                exposure.contains("#   listen:   127.0.0.1:8080, this machine only (loopback)"),
+                "{exposure}"
+            );
+            assert!(
+                exposure.contains("#   webhooks: NOT checked, token: NONE"),
+                "{exposure}"
+            );
+        }
+    }
+
+    #[test]
+    fn unsigned_on_the_network_needs_an_explicit_address_and_says_so() {
+        for explicit in [("SMS_SESSIONS_LISTEN", "0.0.0.0:8080"), ("PORT", "8080")] {
+            let env = [explicit, ("SMS_SESSIONS_VALIDATE_SIGNATURES", "false")];
+            let config = Config::load(None, &env).expect("allowed when asked for");
+            assert_eq!(config.server.listen.to_string(), "0.0.0.0:8080");
+            assert!(
+                config.warnings[0].starts_with("UNSIGNED WEBHOOKS ARE ACCEPTED FROM THE NETWORK"),
+                "{:?}",
+                config.warnings
+            );
+            let shown = config.redacted_toml();
+            assert!(shown.starts_with(
+                "# Exposure\n#   listen:   0.0.0.0:8080, REACHABLE FROM OTHER MACHINES"
+            ));
+            assert!(
+                shown.contains("\n#   webhooks: NOT checked, token: NONE"),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn exposure_names_the_token_kind_and_metrics_address() {
+        let dev = Config::load(None, &NO_ENV).expect("valid").exposure();
+        assert!(dev.contains("webhooks: must be signed, token: the development token"));
+        assert!(dev.contains("/metrics: on the main listener 127.0.0.1:8080 (loopback)"));
+        let env = [
+            ("TWILIO_AUTH_TOKEN", "t"),
+            ("SMS_SESSIONS_METRICS_LISTEN", "10.0.0.5:9090"),
+        ];
+        let configured = Config::load(None, &env).expect("valid").exposure();
+        assert!(configured.contains("webhooks: must be signed, token: configured (auth_token)"));
+        assert!(configured.contains("/metrics: on its own listener 10.0.0.5:9090"));
+    }
+
+    #[test]
+    fn previous_secrets_file_holds_comma_or_newline_separated_secrets() {
+        let dir = std::env::temp_dir().join(format!("sms-sessions-prev-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("previous");
+        let (a, b, c) = (
+            SECRET.replace('0', "a"),
+            SECRET.replace('1', "b"),
+            SECRET.replace('2', "c"),
+        );
+        std::fs::write(&path, format!("{a}\n{b}, {c}\n")).expect("write");
+        let path = path.display().to_string();
+        let env = [("SMS_SESSIONS_SECRET_PREVIOUS_FILE", path.as_str())];
+        let config = Config::load(None, &env).expect("valid");
+        let previous = &config.session.previous_secrets;
+        assert_eq!(previous.len(), 3);
+        let ttl = Duration::from_secs(60);
+        let reader = SessionCodec::new("s", ttl, &SessionSecret::random(), previous);
+        let pair = Pair {
+            to: "+1",
+            from: "+2",
+        };
+        for old in [a, b, c] {
+            let old = SessionSecret::new(old.as_bytes()).expect("long enough");
+            let cookie = SessionCodec::new("s", ttl, &old, &[])
+                .encode(&SessionData::default(), pair, 1)
+                .expect("small");
+            assert!(
+                reader.decode(&cookie, pair, 2).is_ok(),
+                "read with a previous secret"
+            );
+        }
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let short = dir.join("short");
+        std::fs::write(&short, "short\n").expect("write");
+        let short = short.display().to_string();
+        let env = [("SMS_SESSIONS_SECRET_PREVIOUS_FILE", short.as_str())];
+        let err = Config::load(None, &env).expect_err("too short");
+        assert_eq!(err.key, "session.previous_secrets");
+        assert!(!err.to_string().contains("short\n") && !err.to_string().contains("\"short"));
+        let missing = dir.join("missing").display().to_string();
+        let env = [("SMS_SESSIONS_SECRET_PREVIOUS_FILE", missing.as_str())];
+        let err = Config::load(None, &env).expect_err("unreadable");
+        assert_eq!(err.key, "SMS_SESSIONS_SECRET_PREVIOUS_FILE");
+    }
+
+    #[test]
+    fn unknown_variables_are_warned_about_by_name_only() {
+        let env = [
+            ("TWILIO_AUTH_TOKEN", "t"),
+            ("SMS_SESSIONS_LISTEN", "127.0.0.1:8080"),
+            ("SMS_SESSIONS_SECRET_PREVIUOS", SECRET),
+            ("SMS_SESSIONS_WORKERS", "2"),
+        ];
+        let config = Config::load(None, &env).expect("still valid");
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+        let warning = &config.warnings[0];
+        assert!(
+            warning.starts_with("SMS_SESSIONS_SECRET_PREVIUOS "),
+            "{warning}"
+        );
+        assert!(
+            warning.contains("did you mean SMS_SESSIONS_SECRET_PREVIOUS?"),
+            "{warning}"
+        );
+        assert_no_part_of(SECRET, warning);
+    }
+
+    /// No 4-character piece of `secret` appears in `shown`.
+    #[track_caller]
+    fn assert_no_part_of(secret: &str, shown: &str) {
+        for piece in secret.as_bytes().windows(4) {
+            let piece = std::str::from_utf8(piece).expect("ASCII secret");
+            assert!(
+                !shown.contains(piece),
+                "{piece:?} of the secret in {shown:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn file_errors_name_file_key_line_and_column_but_never_a_value() {
+        const TOKEN: &str = "f00dfacecafebabe8badf00d1337c0de";
+        let cases: [(&str, &str, &str); 6] = [
+            (
+                "[twilio]\nauth_token = \"f00dfacecafebabe8badf00d1337c0de\n[session]\nttl = \"4h\"\n",
+                "twilio.auth_token",
+                ":2:",
+            ),
+            (
+                "[twilio]\nauth_token = \"f00dfacecafebabe8badf00d1337c0de\" junk\n",
+                "twilio.auth_token",
+                ":2:",
+            ),
+            (
+                "[twilio]\nvalidate_signatures = \"f00dfacecafebabe8badf00d1337c0de\"\n",
+                "twilio.validate_signatures",
+                ":2:23",
+            ),
+            (
+                "[session]\nsecret = [\"f00dfacecafebabe8badf00d1337c0de\"]\n",
+                "session.secret",
+                ":2:10",
+            ),
+            (
+                "[session]\nprevious_secrets = [\n  \"x\",\n  { s = \"f00dfacecafebabe8badf00d1337c0de\" },\n]\n",
+                "session.previous_secrets",
+                ":4:3",
+            ),
+            ("[twilio]\nf00dfacecafebabe8badf00d1337c0de\n", "", ":2:"),
+        ];
+        let dir = std::env::temp_dir().join(format!("sms-sessions-errors-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        for (i, (text, key, at)) in cases.iter().enumerate() {
+            let path = dir.join(format!("case{i}.toml"));
+            std::fs::write(&path, text).expect("write");
+            let err = Config::load(Some(&path), &NO_ENV).expect_err(text);
+            assert_eq!(err.key, *key, "{text}");
+            let location = err.location.clone().unwrap_or_default();
+            assert!(location.starts_with(&path.display().to_string()), "{err}");
+            assert!(location.contains(at), "{at} in {err}");
+            assert_no_part_of(TOKEN, &err.to_string());
+        }
+        let path = dir.join("number.toml");
+        std::fs::write(
+            &path,
+            "[twilio]\nauth_token = 31415926535897932384626433832795028841971\n",
+        )
+        .expect("write");
+        let err = Config::load(Some(&path), &NO_ENV).expect_err("a number");
+        assert_eq!(err.key, "twilio.auth_token");
+        assert_no_part_of(
+            "31415926535897932384626433832795028841971",
+            &err.to_string(),
+        );
+    }
+
+    #[test]
+    fn reasons_keep_the_syntax_expected_and_drop_every_value() {
+        assert_eq!(
+            file::reason("invalid type: integer `123456`, expected a string"),
+            "invalid type: integer, expected a string"
+        );
+        assert_eq!(
+            file::reason("invalid type: string \"se\\\"cret\", expected a boolean"),
+            "invalid type: string, expected a boolean"
+        );
+        assert_eq!(
+            file::reason("invalid basic string, expected `\"`"),
+            "invalid basic string, expected `\"`"
+        );
+        assert_eq!(
+            file::reason("unknown field `s3cr3t`, expected one of `a`"),
+            "unknown key"
+        );
+        assert_eq!(file::reason("invalid value: `abc"), "invalid value:");
     }
 
     #[test]

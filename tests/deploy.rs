@@ -309,3 +309,30 @@ async fn metrics_listen_serves_metrics_on_its_own_address() {
     );
     assert!(server.stop().status.success());
 }
+
+#[test]
+fn configuration_warnings_are_logged_at_start_naming_no_value() {
+    let dir = TempDir::new("config-warnings");
+    let mut env = base_env();
+    env.push(("SMS_SESSIONS_SECRET_PREVIUOS", SECRET));
+    let server = serve(&env, &dir.0);
+    let typo = "SMS_SESSIONS_SECRET_PREVIUOS ";
+    let warning = server
+        .seen()
+        .iter()
+        .map(|line| json(line))
+        .find(|line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(typo))
+        })
+        .unwrap_or_else(|| panic!("no warning about the typo in {:?}", server.seen()));
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    let message = warning["message"].as_str().unwrap_or_default();
+    assert!(
+        message.ends_with("(did you mean SMS_SESSIONS_SECRET_PREVIOUS?)"),
+        "{message}"
+    );
+    assert!(!server.seen().concat().contains(SECRET));
+    assert!(server.stop().status.success());
+}

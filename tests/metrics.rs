@@ -1,4 +1,5 @@
-//! `GET /metrics`: what a Prometheus scrape sees after real webhooks, and the switch to turn it off.
+//! `GET /metrics`: what a Prometheus scrape sees after real webhooks, the switch to turn it off,
+//! and that a non-loopback main listener serves it only when asked to.
 
 mod common;
 
@@ -26,7 +27,8 @@ fn assert_has(metrics: &str, lines: &[&str]) {
 
 #[tokio::test]
 async fn a_scrape_counts_webhooks_rejections_sessions_callbacks_and_latency() {
-    let server = TestServer::start(&[]).await;
+    // The test server binds 127.0.0.1:0; the configuration says so too.
+    let server = TestServer::start(&[("SMS_SESSIONS_LISTEN", "127.0.0.1:0")]).await;
     let mut phone = Phone::new("+14155550199", "+14155550100");
     for body in ["one", "two", "three"] {
         assert_eq!(phone.text(&server, body).await.status, 200);
@@ -99,4 +101,15 @@ async fn metrics_can_be_turned_off() {
 async fn a_separate_metrics_listener_takes_metrics_off_the_main_one() {
     let server = TestServer::start(&[("SMS_SESSIONS_METRICS_LISTEN", "127.0.0.1:0")]).await;
     assert_eq!(get(&server.url("/metrics")).await.status, 404);
+}
+
+#[tokio::test]
+async fn a_public_main_listener_serves_metrics_only_when_asked_to() {
+    let public = ("SMS_SESSIONS_LISTEN", "0.0.0.0:8080");
+    let withheld = TestServer::start(&[public]).await;
+    assert_eq!(get(&withheld.url("/metrics")).await.status, 404);
+    let mut phone = Phone::new("+14155550199", "+14155550100");
+    assert_eq!(phone.text(&withheld, "still works").await.status, 200);
+    let asked = TestServer::start(&[public, ("SMS_SESSIONS_PUBLIC_METRICS", "true")]).await;
+    assert_eq!(get(&asked.url("/metrics")).await.status, 200);
 }

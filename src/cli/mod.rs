@@ -91,6 +91,9 @@ fn health_url(url: &str) -> String {
 fn check_config(config: &ConfigArg) -> ExitCode {
     match config.load() {
         Ok(config) => {
+            for warning in &config.warnings {
+                eprintln!("sms-sessions: warning: {warning}");
+            }
             print!("{}", config.redacted_toml());
             ExitCode::SUCCESS
         }

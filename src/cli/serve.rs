@@ -76,10 +76,16 @@ async fn spawn_metrics_listener(
     }
 }
 
+/// The configuration's own warnings (unknown variables, unsigned webhooks from the network,
+/// `/metrics` withheld), then what the operator left insecure on purpose.
 fn warn_about_insecure_settings(config: &Config) {
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     if !config.twilio.validate_signatures {
         tracing::warn!(
-            "SIGNATURE VALIDATION IS OFF: anyone who can reach this server can post webhooks. \
+            listen = %config.server.listen,
+            "SIGNATURE VALIDATION IS OFF: anyone who can reach this listener can post webhooks. \
              Only do this for local experiments."
         );
     } else if config.twilio.dev_mode {
