@@ -235,6 +235,75 @@ async fn send_keeps_pairs_apart() {
     assert_eq!(send(&server, &jar, FINN, "e").await.ok(), nth(2));
 }
 
+/// `send` from each of `phones` at once, all on one jar; their outputs, in the same order.
+async fn send_all_at_once(
+    server: &TestServer,
+    jar: &Path,
+    phones: &[String],
+    body: &str,
+) -> Vec<Run> {
+    let env = owned_env(&[("TWILIO_AUTH_TOKEN", TOKEN)]);
+    let children: Vec<_> = phones
+        .iter()
+        .map(|phone| {
+            let args = client_args("send", &server.url("/sms"), phone, Some(jar), &[body]);
+            let env = env.clone();
+            tokio::task::spawn_blocking(move || run_blocking(&args, &env, None))
+        })
+        .collect();
+    let mut runs = Vec::with_capacity(children.len());
+    for child in children {
+        runs.push(child.await.expect("the child runner does not panic"));
+    }
+    runs
+}
+
+/// The `from` of every pair in the jar file, sorted.
+fn jar_phones(jar: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(jar).expect("the jar exists");
+    let table: toml::Table = text.parse().expect("the jar is TOML");
+    let pairs = table.get("pair").and_then(toml::Value::as_array);
+    let mut phones: Vec<String> = pairs
+        .into_iter()
+        .flatten()
+        .filter_map(|pair| pair.get("from").and_then(toml::Value::as_str))
+        .map(str::to_owned)
+        .collect();
+    phones.sort();
+    phones
+}
+
+/// 16 `send`s for 16 phones, and a `chat` for a 17th, all at once on one jar: every pair is
+/// kept, and kept with its own cookie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_on_one_jar_never_lose_a_pair() {
+    let server = TestServer::start(&[]).await;
+    let jar = scratch("concurrent").join("jar.toml");
+    let phones: Vec<String> = (0..16)
+        .map(|n| format!("+1415555{:04}", 2000 + n))
+        .collect();
+    let chatter = "+14155552100";
+    let chat_args = client_args("chat", &server.url("/sms"), chatter, Some(&jar), &[]);
+    let env = owned_env(&[("TWILIO_AUTH_TOKEN", TOKEN)]);
+    let script = "one\ntwo\nthree\n".to_owned();
+    let chat = tokio::task::spawn_blocking(move || run_blocking(&chat_args, &env, Some(script)));
+    for run in send_all_at_once(&server, &jar, &phones, "first").await {
+        assert_eq!(run.ok(), NEW);
+    }
+    let chat = chat.await.expect("the child runner does not panic");
+    assert_eq!(chat.ok(), format!("{NEW}{}{}", nth(2), nth(3)));
+    let mut everyone = phones.clone();
+    everyone.push(chatter.to_owned());
+    everyone.sort();
+    assert_eq!(jar_phones(&jar), everyone, "every pair is in the jar");
+    // Each pair kept its own cookie: every conversation goes on.
+    for run in send_all_at_once(&server, &jar, &phones, "second").await {
+        assert_eq!(run.ok(), nth(2));
+    }
+    assert_eq!(send(&server, &jar, chatter, "four").await.ok(), nth(4));
+    assert_eq!(jar_phones(&jar), everyone);
+}
+
 /// Rewrites every stored cookie's expiry in the jar file.
 fn set_jar_expiry(jar: &Path, expires: i64) {
     let text = std::fs::read_to_string(jar).expect("the jar exists");

@@ -8,7 +8,8 @@
 //! - C, a prefix: nginx strips `/twilio`, the server is told `https://sms.test:PORT/twilio`.
 //!
 //! In each, a phone texts three times through nginx over HTTPS, signing for the https URL it
-//! actually requests, and the conversation counts 1, 2, 3. nginx runs as the current user with
+//! actually requests, and the conversation counts 1, 2, 3. A GET webhook then shows that nginx's
+//! access log keeps neither number, the text nor the signature. nginx runs as the current user with
 //! its own prefix and temp dirs on loopback ports; the certificate is made here with `openssl`.
 //! nginx, curl and openssl must be installed (`scripts/install-nginx.sh`): when one is missing
 //! the test fails under CI (`CI` set) and prints a loud skip notice otherwise.
@@ -21,9 +22,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{TOKEN, TestServer, form};
+use sms_sessions::client::params::{self, PLACEHOLDER_ACCOUNT_SID, Text};
 use sms_sessions::twilio::signature::AuthToken;
 
 const SITE: &str = include_str!("../deploy/nginx/conf.d/sms-sessions.conf");
+const REDIRECT: &str = include_str!("../deploy/nginx/conf.d/http.conf");
 const HOST: &str = "sms.test";
 const ME: &str = "+14155550199";
 const TWILIO: &str = "+14155550100";
@@ -159,6 +162,41 @@ fn site(dir: &Scratch, name: &str, port: u16, backend: u16) -> String {
     let text = swap(&text, "sms.example.com", HOST);
     let text = swap(&text, "/etc/nginx/tls/", &dir.path("tls/"));
     swap(&text, "/var/log/nginx/", &dir.path("logs/"))
+}
+
+/// The committed port-80 redirect, listening on `port`.
+fn redirect_site(dir: &Scratch, port: u16) -> String {
+    let text = swap(REDIRECT, "listen 80;", &format!("listen 127.0.0.1:{port};"));
+    let text = swap(&text, "listen [::]:80;", "");
+    let text = swap(&text, "sms.example.com", HOST);
+    let text = swap(&text, "/var/www/acme", &dir.path("acme"));
+    swap(&text, "/var/log/nginx/", &dir.path("logs/"))
+}
+
+/// The parameters Twilio sends for one text from `ME` (the whole set the server checks).
+fn text_params(body: &str) -> Vec<(String, String)> {
+    let text = Text {
+        from: ME,
+        to: TWILIO,
+        body,
+        media: &[],
+    };
+    let sid = params::new_message_sid(false);
+    params::for_text(&text, &sid, PLACEHOLDER_ACCOUNT_SID)
+}
+
+fn borrowed(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// The server behind nginx, told that nginx sets X-Request-Id, plus `env`.
+async fn backend(env: &[(&str, &str)]) -> TestServer {
+    let mut all = vec![("SMS_SESSIONS_TRUST_REQUEST_ID", "true")];
+    all.extend_from_slice(env);
+    TestServer::start(&all).await
 }
 
 /// The top-level config around the sites: one foreground process as the current user, every
@@ -338,13 +376,8 @@ fn parse_response(text: &str) -> Exchange {
 async fn conversation(curl: &Curl, path: &str, extra: &[&str]) {
     let mut cookie: Option<String> = None;
     for (n, expected) in COUNTS.iter().enumerate() {
-        let sid = format!("SM{n:032x}");
-        let pairs = [
-            ("MessageSid", sid.as_str()),
-            ("From", ME),
-            ("To", TWILIO),
-            ("Body", "hello+world & more"),
-        ];
+        let pairs = text_params("hello+world & more");
+        let pairs = borrowed(&pairs);
         let mut headers: Vec<String> = extra.iter().map(|h| (*h).to_owned()).collect();
         if let Some(cookie) = &cookie {
             headers.push(format!("Cookie: {cookie}"));
@@ -376,7 +409,8 @@ async fn conversation(curl: &Curl, path: &str, extra: &[&str]) {
 
 /// A signature for any other URL (here: the server's own http address) is refused through nginx.
 async fn wrong_url_is_refused(curl: &Curl, path: &str, backend: &TestServer) {
-    let pairs = [("From", ME), ("To", TWILIO), ("Body", "forged")];
+    let pairs = text_params("forged");
+    let pairs = borrowed(&pairs);
     let internal = backend.url("/sms");
     let reply = curl.post(path, &internal, &pairs, TOKEN, Vec::new()).await;
     assert_eq!(reply.status, 403, "{reply:?}");
@@ -397,9 +431,9 @@ async fn signed_webhooks_validate_through_nginx_in_all_three_set_ups() {
     let (a, b, c) = (ports[0], ports[1], ports[2]);
     let public_a = format!("https://{HOST}:{a}");
     let public_c = format!("https://{HOST}:{c}/twilio");
-    let server_a = TestServer::start(&[("SMS_SESSIONS_PUBLIC_URL", &public_a)]).await;
-    let server_b = TestServer::start(&[("SMS_SESSIONS_TRUST_FORWARDED", "true")]).await;
-    let server_c = TestServer::start(&[("SMS_SESSIONS_PUBLIC_URL", &public_c)]).await;
+    let server_a = backend(&[("SMS_SESSIONS_PUBLIC_URL", &public_a)]).await;
+    let server_b = backend(&[("SMS_SESSIONS_TRUST_FORWARDED", "true")]).await;
+    let server_c = backend(&[("SMS_SESSIONS_PUBLIC_URL", &public_c)]).await;
     let sites = [
         site(&dir, "a", a, server_a.addr.port()),
         site(&dir, "b", b, server_b.addr.port()),
@@ -433,11 +467,12 @@ async fn signed_webhooks_validate_through_nginx_in_all_three_set_ups() {
     // C: the prefix is stripped by nginx and restored by public_url.
     conversation(&via_c, "/twilio/sms?tenant=a+b&x=%2B1", &[]).await;
     wrong_url_is_refused(&via_c, "/twilio/sms", &server_c).await;
+    let pairs = text_params("unprefixed");
     let unprefixed = via_c
         .post(
             "/sms",
             &via_c.url("/sms"),
-            &[("From", ME), ("To", TWILIO)],
+            &borrowed(&pairs),
             TOKEN,
             Vec::new(),
         )
@@ -456,7 +491,14 @@ async fn signed_webhooks_validate_through_nginx_in_all_three_set_ups() {
         assert_eq!(via.request("/healthz", None, Vec::new()).await.status, 200);
     }
     let access = std::fs::read_to_string(dir.path("logs/access.log")).unwrap_or_default();
-    assert!(access.contains("POST /twilio/sms?tenant=a+b"), "{access}");
+    assert!(
+        access.contains("\"POST /twilio/sms HTTP/1.1\" 200"),
+        "{access}"
+    );
+    assert!(
+        !access.contains("tenant"),
+        "no query in the access log:\n{access}"
+    );
 }
 
 async fn wait_until_ready(vias: &[&Curl], nginx: &Nginx) {
@@ -480,4 +522,85 @@ async fn wait_until_ready(vias: &[&Curl], nginx: &Nginx) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// A GET webhook's query holds both numbers and the text, and its signature header is enough
+/// to replay it: none of them may reach nginx's access log, at the https site or at the
+/// port-80 redirect a misconfigured webhook would hit. The log still joins on the request id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_webhook_leaves_no_number_text_or_signature_in_the_access_log() {
+    let Some(tools) = tools() else {
+        return;
+    };
+    let dir = Scratch::new();
+    make_certificate(&dir);
+    let (port, redirect_port) = (free_port(), free_port());
+    let server = backend(&[("SMS_SESSIONS_PUBLIC_URL", &format!("https://{HOST}:{port}"))]).await;
+    let sites = [
+        site(&dir, "log", port, server.addr.port()),
+        redirect_site(&dir, redirect_port),
+    ];
+    let nginx = Nginx::start(&tools, &dir, &nginx_conf(&dir, &sites));
+    let via = Curl {
+        ca: dir.path("tls/fullchain.pem"),
+        port,
+    };
+    wait_until_ready(&[&via], &nginx).await;
+
+    let body = "meet me at the Zanzibar cafe & bring 5% more";
+    let pairs = text_params(body);
+    let path = format!("/sms?{}", form(&borrowed(&pairs)));
+    let signature = AuthToken::new(TOKEN)
+        .expect("token")
+        .sign(&via.url(&path), &[] as &[(&str, &str)]);
+    let header = format!("X-Twilio-Signature: {signature}");
+    let reply = via.request(&path, None, vec![header.clone()]).await;
+    assert_eq!(
+        (reply.status, reply.message()),
+        (200, COUNTS[0]),
+        "{reply:?}"
+    );
+    let id = reply.header("x-request-id").unwrap_or_default().to_owned();
+    let redirected = plain_get(redirect_port, &path, &header).await;
+    assert!(redirected.starts_with("HTTP/1.1 301"), "{redirected}");
+
+    let access = std::fs::read_to_string(dir.path("logs/access.log")).unwrap_or_default();
+    assert!(
+        access.contains("\"GET /sms HTTP/1.1\" 200") && access.contains(&format!("id={id}")),
+        "the webhook is logged, by path and request id:\n{access}"
+    );
+    assert!(access.contains("\"GET /sms HTTP/1.1\" 301"), "{access}");
+    // The digits catch every encoding of the numbers (+1…, %2B1…, %2b1…).
+    for secret in [
+        "4155550199",
+        "4155550100",
+        "Zanzibar",
+        "From",
+        "Body",
+        &signature,
+    ] {
+        assert!(
+            !access.contains(secret),
+            "{secret:?} in the access log:\n{access}"
+        );
+    }
+}
+
+/// `GET path` over plain http to the port-80 site, with one extra header; the raw answer.
+async fn plain_get(port: u16, path: &str, header: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\n{header}\r\nConnection: close\r\n\r\n");
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream.write_all(request.as_bytes()).expect("send");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    })
+    .await
+    .expect("plain GET task")
 }

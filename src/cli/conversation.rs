@@ -2,7 +2,10 @@
 //! Twilio number whose cookies live in the jar file.
 //!
 //! The jar file is read before and written after every text, so a `send` in another shell
-//! (or the next invocation) continues the same conversation.
+//! (or the next invocation) continues the same conversation. The write merges: under the jar's
+//! lock it re-reads the file and replaces only this pair's cookies, so runs for other pairs
+//! that finished while this text was in flight keep theirs. The lock is not held while waiting
+//! for the server.
 
 use std::path::PathBuf;
 
@@ -112,7 +115,7 @@ impl Conversation {
         };
         let now = jar::unix_now();
         let delivered = self.webhook.deliver(&text, &mut jar, now).await?;
-        self.save(jar, now)?;
+        self.merge(&jar, now)?;
         for warning in &delivered.warnings {
             eprintln!("sms-sessions: {warning}");
         }
@@ -126,14 +129,16 @@ impl Conversation {
 
     /// Forgets this pair's cookies: its next text starts a new conversation.
     pub fn reset(&self) -> Result<(), ConversationError> {
-        let mut jar = jar_file::load(&self.jar_path)?;
-        jar.forget(self.pair());
-        self.save(jar, jar::unix_now())
+        self.merge(&Jar::default(), jar::unix_now())
     }
 
-    fn save(&self, mut jar: Jar, now: u64) -> Result<(), ConversationError> {
-        jar.prune(now);
-        Ok(jar_file::save(&self.jar_path, &jar)?)
+    /// Writes this pair's cookies from `mine` into the jar file as it is now, under its lock.
+    fn merge(&self, mine: &Jar, now: u64) -> Result<(), ConversationError> {
+        jar_file::update(&self.jar_path, |disk| {
+            disk.adopt(self.pair(), mine);
+            disk.prune(now);
+        })?;
+        Ok(())
     }
 }
 

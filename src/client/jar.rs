@@ -103,6 +103,21 @@ impl Jar {
         self.pairs.retain(|entry| !entry.is(pair));
     }
 
+    /// Gives this pair the cookies it has in `other` (none if it has none there), leaving every
+    /// other pair as it is: how one run merges what it learnt into the jar another run may have
+    /// changed meanwhile.
+    pub fn adopt(&mut self, pair: Pair<'_>, other: &Jar) {
+        let here = self.pairs.iter().position(|entry| entry.is(pair));
+        match (here, other.find(pair)) {
+            (Some(index), Some(theirs)) => self.pairs[index] = theirs.clone(),
+            (Some(index), None) => {
+                self.pairs.remove(index);
+            }
+            (None, Some(theirs)) => self.pairs.push(theirs.clone()),
+            (None, None) => {}
+        }
+    }
+
     /// Drops expired cookies and pairs left without any, so the file does not grow forever.
     pub fn prune(&mut self, now: u64) {
         for entry in &mut self.pairs {
@@ -242,6 +257,28 @@ mod tests {
         assert_eq!(jar.cookie_header(PAIR, NOW), None, "pruned");
         jar.forget(OTHER);
         assert_eq!(jar, Jar::default());
+    }
+
+    #[test]
+    fn adopt_takes_one_pair_and_keeps_the_others() {
+        let mut disk = stored("a=disk");
+        disk.store(OTHER, "b=other", NOW).expect("parsable");
+        let mut mine = stored("a=mine");
+        mine.store(OTHER, "b=stale", NOW).expect("parsable");
+        disk.adopt(PAIR, &mine);
+        assert_eq!(disk.cookie_header(PAIR, NOW).as_deref(), Some("a=mine"));
+        assert_eq!(disk.cookie_header(OTHER, NOW).as_deref(), Some("b=other"));
+    }
+
+    #[test]
+    fn adopt_adds_a_new_pair_and_drops_a_forgotten_one() {
+        let mut disk = Jar::default();
+        disk.store(OTHER, "b=other", NOW).expect("parsable");
+        disk.adopt(PAIR, &stored("a=new"));
+        assert_eq!(disk.cookie_header(PAIR, NOW).as_deref(), Some("a=new"));
+        disk.adopt(OTHER, &Jar::default());
+        assert_eq!(disk.cookie_header(OTHER, NOW), None);
+        assert_eq!(disk, stored("a=new"));
     }
 
     #[test]
