@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use common::{SECRET, TOKEN, TestServer, form, message_text, post_signed, set_cookie, text};
+use common::{
+    ACCOUNT_SID, SECRET, TOKEN, TestServer, form, message_text, post_signed, set_cookie, text,
+};
 use common_spawn::{Finished, Server};
 use http_body_util::Full;
 use hyper::Request;
@@ -92,9 +94,11 @@ async fn text_once(addr: SocketAddr, cookie: Option<&str>, request_id: Option<&s
     let url = format!("http://{addr}/sms");
     let pairs = [
         ("MessageSid", "SM0123456789abcdef0123456789abcdef"),
+        ("AccountSid", ACCOUNT_SID),
         ("From", ME),
         ("To", TWILIO),
         ("Body", "hello"),
+        ("NumMedia", "0"),
     ];
     let mut headers = Vec::new();
     if let Some(cookie) = cookie {
@@ -121,7 +125,12 @@ async fn json_logs_are_one_object_per_line_on_stdout_with_masked_numbers_and_no_
 
     let reply = text_once(addr, None, Some("deploy-test-42")).await;
     assert_eq!(reply.status, 200, "{}", text(&reply));
-    assert_eq!(reply.headers["x-request-id"], "deploy-test-42");
+    // Not trusted by default: the server makes the id and logs the client's apart.
+    let given_id = reply.headers["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_ne!(given_id, "deploy-test-42");
     let made = text_once(addr, None, None).await;
     let made_id = made.headers["x-request-id"]
         .to_str()
@@ -137,7 +146,8 @@ async fn json_logs_are_one_object_per_line_on_stdout_with_masked_numbers_and_no_
     assert_eq!(webhook["to"], "+14*******00");
     assert_eq!(webhook["session"], "new");
     assert!(webhook["latency_us"].is_u64(), "{webhook}");
-    assert_eq!(webhook["request_id"], "deploy-test-42");
+    assert_eq!(webhook["request_id"], given_id.as_str());
+    assert_eq!(webhook["client_request_id"], "deploy-test-42");
     assert_eq!(log_line(&mut server, "webhook")["request_id"], made_id);
     assert_eq!(
         log_line(&mut server, "webhook")["rejected"],
@@ -169,7 +179,7 @@ async fn sigterm_drains_an_in_flight_webhook_then_exits_zero() {
     let addr = server.addr;
 
     let url = format!("http://{addr}/sms");
-    let pairs = [("From", ME), ("To", TWILIO), ("Body", "slow upload")];
+    let pairs = common::inbound_pairs(common::SID, ME, TWILIO, "slow upload");
     let body = form(&pairs);
     let signature = AuthToken::new(TOKEN).expect("token").sign(&url, &pairs);
     let mut stream = TcpStream::connect(addr).expect("connect");
@@ -277,7 +287,7 @@ async fn secret_file_errors_name_the_variable_and_plain_env_wins() {
     let config = Config::load(None, &env).expect("valid");
     let server = TestServer::with_state(AppState::new(config)).await;
     let url = server.url("/sms");
-    let pairs = [("From", ME), ("To", TWILIO)];
+    let pairs = common::inbound_pairs(common::SID, ME, TWILIO, "");
     let signed = |token| post_signed(&url, &url, &pairs, token, &[]);
     assert_eq!(signed(TOKEN).await.status, 200, "TWILIO_AUTH_TOKEN wins");
     assert_eq!(signed("token-from-the-file").await.status, 403);

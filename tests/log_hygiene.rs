@@ -72,6 +72,7 @@ async fn text(
         ("Body", "hygiene check, please ignore"),
         ("NumMedia", "0"),
     ];
+    pairs.retain(|(key, _)| extra.iter().all(|(extra, _)| extra != key));
     pairs.extend_from_slice(extra);
     let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("cookie", *c)).collect();
     if let Some(cookie) = cookie {

@@ -34,7 +34,7 @@ async fn a_scrape_counts_webhooks_rejections_sessions_callbacks_and_latency() {
         assert_eq!(phone.text(&server, body).await.status, 200);
     }
     let sms = server.url("/sms");
-    let pairs = [("From", "+14155550199"), ("To", "+14155550100")];
+    let pairs = common::inbound_pairs(common::SID, "+14155550199", "+14155550100", "");
     let forged = post_signed(&sms, &sms, &pairs, "not-the-token", &[]).await;
     assert_eq!(forged.status, 403);
     let tampered = [("cookie", "sms_session=v1.forged")];
@@ -46,7 +46,8 @@ async fn a_scrape_counts_webhooks_rejections_sessions_callbacks_and_latency() {
     );
     let status_url = server.url("/sms/status");
     let callback = [
-        ("MessageSid", "SM1"),
+        ("MessageSid", common::SID),
+        ("AccountSid", common::ACCOUNT_SID),
         ("MessageStatus", "delivered"),
         ("From", "+14155550100"),
         ("To", "+14155550199"),
