@@ -25,6 +25,7 @@
 //! ```
 
 mod counter;
+pub mod engine;
 
 pub use counter::{Counter, NamedCounter};
 
