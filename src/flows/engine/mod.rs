@@ -1,25 +1,36 @@
-//! The flow engine's pure core: what a reply means.
+//! The flow engine: conversations written as TOML files (`config/flows/*.toml`, spec 1).
 //!
-//! Everything here is a function over plain data — no I/O, no server, no clock. "Today", the date
-//! order and the default country arrive in an [`Env`] built by the caller, so a unit test (or
-//! `flow test`) can pin them.
-//!
+//! Split like goflow's definition / routers / engine, arrows pointing down:
+//! - [`definition`]: the file format, serde types and the parser with located problems;
+//! - [`template`]: MiniJinja templates of a flow set, compiled at load, fuel-limited;
+//! - [`check`]: the static checks over parsed flows (routes, reachability, loops, variables,
+//!   opt-out words), every problem at once;
+//! - [`load`]: reading a directory into a checked, compiled [`load::FlowSet`];
+//! - [`problem`]: `FILE:LINE:COLUMN: node NAME: reason`;
 //! - [`tests`]: the case tests of `ask`/`branch` nodes, with nyaruka/goflow's names and meaning
-//!   (`has_any_word`, `has_number_between`, `has_date_lt`, …).
-//! - [`input`]: typed `expect` for `ask` nodes (`number`, `date`, `yes_no`, …) and the value saved.
-//! - `text`, `number`, `dates`, `phone`: the one implementation of word tokens, numbers, dates and
-//!   times, emails and phone numbers that both of the above use.
+//!   (`has_any_word`, `has_number_between`, `has_date_lt`, …);
+//! - [`input`]: typed `expect` for `ask` nodes (`number`, `date`, `yes_no`, …) and the value
+//!   saved;
+//! - `text`, `number`, `dates`, `phone`: the one implementation of word tokens, numbers, dates
+//!   and times, emails and phone numbers that both of the above use.
 //!
-//! May use: `std`, `jiff`, `regex`, `thiserror`. Nothing from the server, the config or the
-//! session modules: the step runner above calls down into this folder, never the other way.
+//! All of it is pure over plain data: "today", the date order and the default country arrive
+//! in an [`Env`] built by the caller, and the loader reads files and nothing else. The step
+//! runner, compliance and the server wiring sit on top and may use everything here; nothing
+//! here uses the server, the config or the session modules.
 
+pub mod check;
 mod dates;
+pub mod definition;
 mod env;
 pub mod input;
+pub mod load;
 mod number;
 mod phone;
+pub mod problem;
 #[cfg(test)]
 mod props;
+pub mod template;
 pub mod tests;
 mod text;
 
