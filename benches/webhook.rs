@@ -146,7 +146,7 @@ fn app() -> Front {
         ("SMS_SESSIONS_PUBLIC_URL", "https://example.com/twilio"),
     ];
     let config = Config::load(None, &env).expect("valid configuration");
-    service(AppState::new(config))
+    service(AppState::new(config).expect("the test flows load"))
 }
 
 fn webhook(payload: &'static str, signature: &str, cookie: Option<&str>) -> Request<Body> {

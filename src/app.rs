@@ -28,13 +28,18 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// `None` when `server.metrics = false`.
     pub metrics: Option<Arc<Metrics>>,
+    /// The flows from files, for reloading on SIGHUP (`flow.kind = "flows"`).
+    pub files: Option<Arc<flows::FileFlows>>,
 }
 
 impl AppState {
-    /// Builds the state from a validated configuration, with the configured flow.
-    pub fn new(config: Config) -> Self {
-        let flow = flows::from_config(&config.flow);
-        Self::with_flow(config, flow)
+    /// Builds the state from a validated configuration, with the configured flow; flows from
+    /// files are loaded and checked here, and refused with every problem found.
+    pub fn new(config: Config) -> Result<Self, flows::LoadError> {
+        let loaded = flows::from_config(&config)?;
+        let mut state = Self::with_flow(config, loaded.flow());
+        state.files = loaded.files();
+        Ok(state)
     }
 
     /// Builds the state with a flow of your own (see `examples/`).
@@ -66,6 +71,7 @@ impl AppState {
             gate: Arc::new(gate),
             config: Arc::new(config),
             metrics,
+            files: None,
         }
     }
 }

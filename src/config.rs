@@ -114,6 +114,19 @@ impl PublicUrl {
 pub enum FlowKind {
     Counter,
     NamedCounter,
+    /// The flow engine: conversations from the files in `flows.dir`.
+    Flows,
+}
+
+impl FlowKind {
+    /// The name `flow.kind` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::NamedCounter => "named-counter",
+            Self::Flows => "flows",
+        }
+    }
 }
 
 /// Where `GET /metrics` is served (`server.metrics`, `server.metrics_listen`).
@@ -197,6 +210,16 @@ pub struct SessionConfig {
 pub struct FlowConfig {
     pub kind: FlowKind,
     pub callers: BTreeMap<String, String>,
+    /// `flows.dir`: every `*.toml` in it is one flow (`flow.kind = "flows"`).
+    pub dir: std::path::PathBuf,
+    /// `flows.default`: the flow an idle text that starts no other flow starts.
+    pub default: Option<String>,
+    /// `flows.max_steps`: nodes run for one inbound text at most (the loop guard).
+    pub max_steps: u32,
+    /// `flows.timezone`: for flows that name none (IANA name).
+    pub timezone: String,
+    /// `compliance.help_reply`: the answer to HELP / INFO; unset, Twilio's own answers.
+    pub help_reply: Option<String>,
 }
 
 /// The file-level shape, every key optional until validation.
@@ -211,6 +234,10 @@ struct Raw {
     session: RawSession,
     #[serde(default)]
     flow: RawFlow,
+    #[serde(default)]
+    flows: RawFlows,
+    #[serde(default)]
+    compliance: RawCompliance,
     #[serde(default)]
     log: RawLog,
 }
@@ -255,6 +282,21 @@ struct RawSession {
 struct RawFlow {
     kind: Option<String>,
     callers: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlows {
+    dir: Option<String>,
+    default: Option<String>,
+    max_steps: Option<u32>,
+    timezone: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCompliance {
+    help_reply: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -385,10 +427,7 @@ impl Config {
             self.session.previous_secrets.len(),
             humantime::format_duration(self.session.ttl),
             self.session.cookie_name,
-            match self.flow.kind {
-                FlowKind::Counter => "counter",
-                FlowKind::NamedCounter => "named-counter",
-            },
+            self.flow.kind.as_str(),
             callers.join("\n"),
             match self.log_format {
                 LogFormat::Text => "text",
@@ -556,6 +595,9 @@ impl Raw {
             ("SMS_SESSIONS_SESSION_TTL", &mut self.session.ttl),
             ("SMS_SESSIONS_COOKIE_NAME", &mut self.session.cookie_name),
             ("SMS_SESSIONS_FLOW", &mut self.flow.kind),
+            ("SMS_SESSIONS_FLOWS_DIR", &mut self.flows.dir),
+            ("SMS_SESSIONS_FLOWS_DEFAULT", &mut self.flows.default),
+            ("SMS_SESSIONS_HELP_REPLY", &mut self.compliance.help_reply),
             ("SMS_SESSIONS_LOG_FORMAT", &mut self.log.format),
         ];
         for (name, slot) in plain {
@@ -573,7 +615,7 @@ impl Raw {
             server,
             twilio,
             session: self.session.validate()?,
-            flow: self.flow.validate()?,
+            flow: self.flow.validate(self.flows, self.compliance)?,
             log_format: match self.log.format.as_deref().unwrap_or("text") {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
@@ -819,20 +861,44 @@ impl RawSession {
 }
 
 impl RawFlow {
-    fn validate(self) -> Result<FlowConfig, ConfigError> {
+    fn validate(
+        self,
+        flows: RawFlows,
+        compliance: RawCompliance,
+    ) -> Result<FlowConfig, ConfigError> {
         let kind = match self.kind.as_deref().unwrap_or("counter") {
             "counter" => FlowKind::Counter,
             "named-counter" => FlowKind::NamedCounter,
+            "flows" => FlowKind::Flows,
             other => {
                 return Err(error(
                     "flow.kind",
-                    format!("expected \"counter\" or \"named-counter\", got {other:?}"),
+                    format!("expected \"counter\", \"named-counter\" or \"flows\", got {other:?}"),
                 ));
             }
         };
+        let max_steps = flows.max_steps.unwrap_or(50);
+        if !(1..=1_000).contains(&max_steps) {
+            return Err(error("flows.max_steps", "must be between 1 and 1000"));
+        }
+        let timezone = flows.timezone.unwrap_or_else(|| "UTC".into());
+        if jiff::tz::TimeZone::get(&timezone).is_err() {
+            return Err(error(
+                "flows.timezone",
+                format!(
+                    "{timezone:?} is not a time zone this system knows (IANA names, e.g. America/New_York)"
+                ),
+            ));
+        }
+        let non_empty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
         Ok(FlowConfig {
             kind,
             callers: self.callers.unwrap_or_default(),
+            dir: flows.dir.unwrap_or_else(|| "config/flows".into()).into(),
+            default: non_empty(flows.default),
+            max_steps,
+            timezone,
+            help_reply: non_empty(compliance.help_reply),
         })
     }
 }

@@ -92,6 +92,8 @@ pub struct Observation<'a> {
     /// `Outcome::as_str` when a session was loaded.
     pub session: Option<&'static str>,
     pub message_status: Option<&'a str>,
+    /// Where a flow from a file went.
+    pub trace: Option<&'a crate::flows::Trace>,
     pub latency_us: u64,
 }
 
@@ -107,6 +109,7 @@ pub struct Metrics {
     callback_slots: [OnceLock<IntCounter>; MESSAGE_STATUSES.len()],
     latency: [Histogram; ROUTES.len()],
     accept_errors: IntCounter,
+    flow_steps: IntCounterVec,
     timed_out: [IntCounter; 2],
     open: IntGauge,
 }
@@ -204,6 +207,12 @@ impl Metrics {
             "Connections closed for sending no request head in time (head) or idling (idle).",
             &["phase"],
         );
+        let flow_steps = counter_vec(
+            &registry,
+            "flow_steps_total",
+            "Steps of flows from files, by flow, node (where it waits or ended) and outcome.",
+            &["flow", "node", "outcome"],
+        );
         let open =
             IntGauge::new("connections_open", "Client connections open now.").expect("valid gauge");
         registry
@@ -212,6 +221,7 @@ impl Metrics {
         Self {
             registry,
             accept_errors,
+            flow_steps,
             timed_out: ["head", "idle"].map(|phase| timed_out.with_label_values(&[phase])),
             open,
             webhook_slots: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
@@ -235,6 +245,13 @@ impl Metrics {
         }
         if let Some(outcome) = seen.session.and_then(outcome_index) {
             self.session_handles[outcome].inc();
+        }
+        if let Some(trace) = seen.trace {
+            let flow = trace.flow.as_deref().unwrap_or("");
+            let node = trace.node.as_deref().unwrap_or("");
+            self.flow_steps
+                .with_label_values(&[flow, node, trace.outcome])
+                .inc();
         }
         if let Some(status) = seen.message_status {
             let index = message_status_index(status);
@@ -345,6 +362,7 @@ mod tests {
             rejected: None,
             session: None,
             message_status: None,
+            trace: None,
             latency_us: 250,
         }
     }

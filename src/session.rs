@@ -78,6 +78,19 @@ impl SessionData {
         self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// Whether this state fits in a session cookie called `cookie_name` (at most
+    /// [`MAX_COOKIE_BYTES`]): what a flow checks before it keeps more, so an overflow is a
+    /// reply to the texter rather than a failed save.
+    pub fn fits_a_cookie(&self, cookie_name: &str) -> bool {
+        let mut encoded = String::new();
+        self.encode_into(&mut encoded);
+        // As `encode_tagged` lays it out: a 10-digit time, `|`, the 16-byte tag, `|`, the
+        // entries; base64 without padding; then `.` and the 43 characters of the MAC.
+        let payload = 10 + 1 + 16 + 1 + encoded.len();
+        let value = VERSION.len() + 1 + (payload * 4).div_ceil(3) + 1 + 43;
+        cookie_name.len() + 1 + value <= MAX_COOKIE_BYTES
+    }
+
     /// Appends the entries, form-encoded.
     fn encode_into(&self, out: &mut String) {
         let start = out.len();
@@ -589,6 +602,21 @@ mod tests {
         let reissued = rotated.encode(&counted(3), PAIR, 1_000).expect("fits");
         assert!(old.decode(&reissued, PAIR, 1_000).is_err());
         assert_eq!(codec().decode(&reissued, PAIR, 1_000), Ok(counted(3)));
+    }
+
+    #[test]
+    fn fits_a_cookie_agrees_with_the_encoder_at_the_edge() {
+        let codec = codec();
+        let mut data = SessionData::default();
+        let mut flipped = 0;
+        for length in 2_500..3_000 {
+            data.set("k", "v".repeat(length));
+            let fits = data.fits_a_cookie("sms_session");
+            let encoded = codec.encode(&data, PAIR, 1_764_000_000);
+            assert_eq!(fits, encoded.is_ok(), "a value of {length} bytes");
+            flipped += usize::from(!fits);
+        }
+        assert!(flipped > 0 && flipped < 500, "the edge is inside the range");
     }
 
     #[test]

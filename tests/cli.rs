@@ -368,7 +368,7 @@ async fn send_raw_prints_the_twiml() {
 async fn send_without_a_token_talks_to_a_development_server() {
     let config = Config::load(None, &[("SMS_SESSIONS_SECRET", SECRET)]).expect("dev mode");
     assert!(config.twilio.dev_mode);
-    let server = TestServer::with_state(AppState::new(config)).await;
+    let server = TestServer::with_state(AppState::new(config).expect("the test flows load")).await;
     let jar = scratch("dev").join("jar.toml");
     let args = client_args("send", &server.url("/sms"), RAY, Some(&jar), &["x"]);
     let run = sms_sessions(&args, &[], None).await;

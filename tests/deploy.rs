@@ -285,7 +285,7 @@ async fn secret_file_errors_name_the_variable_and_plain_env_wins() {
         ("SMS_SESSIONS_SECRET", SECRET),
     ];
     let config = Config::load(None, &env).expect("valid");
-    let server = TestServer::with_state(AppState::new(config)).await;
+    let server = TestServer::with_state(AppState::new(config).expect("the test flows load")).await;
     let url = server.url("/sms");
     let pairs = common::inbound_pairs(common::SID, ME, TWILIO, "");
     let signed = |token| post_signed(&url, &url, &pairs, token, &[]);

@@ -47,7 +47,7 @@ async fn server_with(secret: &str, previous: &str) -> TestServer {
         env.push(("SMS_SESSIONS_SECRET_PREVIOUS", previous));
     }
     let config = Config::load(None, env.as_slice()).expect("valid config");
-    TestServer::with_state(AppState::new(config)).await
+    TestServer::with_state(AppState::new(config).expect("the test flows load")).await
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
-//! The command line: `serve` (default), `sign`, `send`, `chat`, `healthcheck`, `check-config`.
+//! The command line: `serve` (default), `sign`, `send`, `chat`, `healthcheck`, `check-config`,
+//! `flow check|test|graph`.
 
 mod chat;
 mod conversation;
+mod flow;
 mod send;
 mod serve;
 mod sign;
@@ -59,6 +61,8 @@ pub enum Command {
     Send(send::SendArgs),
     /// Like send, one text per line of stdin (/reset, /from NUM, /to NUM, /quit).
     Chat(chat::ChatArgs),
+    /// Check, test or graph conversation flows written as files.
+    Flow(flow::FlowArgs),
 }
 
 /// Runs the chosen command and returns the process exit code.
@@ -72,6 +76,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Sign(args) => sign::run(&args),
         Command::Send(args) => send::run(&args).await,
         Command::Chat(args) => chat::run(&args).await,
+        Command::Flow(args) => flow::run(&cli.config, &args),
     }
 }
 
@@ -93,6 +98,10 @@ fn check_config(config: &ConfigArg) -> ExitCode {
         Ok(config) => {
             for warning in &config.warnings {
                 eprintln!("sms-sessions: warning: {warning}");
+            }
+            if let Err(error) = crate::flows::from_config(&config) {
+                eprint!("sms-sessions: invalid configuration: {error}");
+                return ExitCode::from(2);
             }
             print!("{}", config.redacted_toml());
             ExitCode::SUCCESS

@@ -23,19 +23,30 @@ pub async fn serve(arg: &ConfigArg) -> ExitCode {
     logging::log_panics_without_their_message();
     warn_about_insecure_settings(&config);
     config.server.max_connections = connections::fit_open_file_limit(config.server.max_connections);
-    let listener = match TcpListener::bind(config.server.listen).await {
+    let listen = config.server.listen;
+    let kind = config.flow.kind.as_str();
+    let state = match AppState::new(config) {
+        Ok(state) => state,
+        Err(error) => {
+            eprint!("sms-sessions: cannot start: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match TcpListener::bind(listen).await {
         Ok(listener) => listener,
         Err(error) => {
-            tracing::error!(listen = %config.server.listen, %error, "cannot bind");
+            tracing::error!(%listen, %error, "cannot bind");
             return ExitCode::from(1);
         }
     };
     let shutdown = shutdown_signal(); // before saying "listening": a prompt SIGTERM must drain
+    if let Some(files) = state.files.clone() {
+        reload_on_hangup(files);
+    }
     let address = listener
         .local_addr()
-        .map_or_else(|_| config.server.listen.to_string(), |a| a.to_string());
-    tracing::info!(%address, flow = ?config.flow.kind, "sms-sessions listening; POST /sms, POST /sms/status, GET /healthz");
-    let state = AppState::new(config);
+        .map_or_else(|_| listen.to_string(), |a| a.to_string());
+    tracing::info!(%address, flow = kind, "sms-sessions listening; POST /sms, POST /sms/status, GET /healthz");
     let metrics_task = match spawn_metrics_listener(&state).await {
         Ok(task) => task,
         Err(code) => return code,
@@ -52,6 +63,38 @@ pub async fn serve(arg: &ConfigArg) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// On SIGHUP, loads `flows.dir` again: a set that passes every check replaces the old one for
+/// the next webhook (those in flight finish on the old); one that does not is logged, problem by
+/// problem, and the old set stays.
+fn reload_on_hangup(files: std::sync::Arc<crate::flows::FileFlows>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; flows are not reloadable");
+            return;
+        };
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                let files = files.clone();
+                let reloaded = tokio::task::spawn_blocking(move || files.reload()).await;
+                match reloaded {
+                    Ok(Ok(count)) => tracing::info!(flows = count, "SIGHUP: flows reloaded"),
+                    Ok(Err(error)) => {
+                        for problem in &error.0 {
+                            tracing::error!(%problem, "SIGHUP: flows not reloaded; the old ones stay");
+                        }
+                    }
+                    Err(error) => tracing::error!(%error, "SIGHUP: the reload failed"),
+                }
+                logging::flush();
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = files;
 }
 
 /// With `server.metrics_listen`, binds it and serves `GET /metrics` there until aborted.

@@ -285,12 +285,14 @@ fn record(
             rejected: rejected.map(|r| r.label()),
             session: log.and_then(|l| l.session),
             message_status: log.and_then(|l| l.message_status.as_deref()),
+            trace: log.and_then(|l| l.trace.as_ref()),
             latency_us,
         });
     }
     // Field values are only evaluated when the line is enabled; a `None` field is left out, so a
     // line carries only what applies (no empty `rejected=""` on every accepted webhook).
     let present = |text: &str| !text.is_empty();
+    let trace = log.and_then(|l| l.trace.as_ref());
     tracing::info!(
         request_id,
         client_request_id,
@@ -303,6 +305,9 @@ fn record(
         to = log.map(|l| l.to.as_str()).filter(|to| present(to)),
         session = log.and_then(|l| l.session),
         message_status = log.and_then(|l| l.message_status.as_deref()),
+        flow = trace.and_then(|t| t.flow.as_deref()),
+        node = trace.and_then(|t| t.node.as_deref()),
+        step = trace.map(|t| t.outcome),
         rejected = rejected.map(|r| r.label()),
         reason = rejected.map(tracing::field::display),
         "webhook"

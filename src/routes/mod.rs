@@ -16,6 +16,8 @@ pub struct WebhookLog {
     pub to: String,
     pub session: Option<&'static str>,
     pub message_status: Option<String>,
+    /// Where a flow from a file went (flow, node, outcome); never the text or the variables.
+    pub trace: Option<crate::flows::Trace>,
 }
 
 impl WebhookLog {

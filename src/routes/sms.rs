@@ -56,7 +56,7 @@ pub async fn inbound(State(state): State<Arc<AppState>>, webhook: Webhook) -> Re
         );
     }
 
-    let reply = state.flow.reply(&message, &mut session.data);
+    let reply = state.flow.respond(&message, &mut session.data);
     let cookie = match state.sessions.save(&session, now) {
         Ok(value) => state.sessions.set_cookie(&value, webhook.secure),
         Err(too_large) => {
@@ -66,12 +66,13 @@ pub async fn inbound(State(state): State<Arc<AppState>>, webhook: Webhook) -> Re
             return (StatusCode::INTERNAL_SERVER_ERROR, reason).into_response();
         }
     };
-    let mut response = reply.into_response();
+    let mut response = reply.response.into_response();
     if let Ok(value) = HeaderValue::try_from(cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response.extensions_mut().insert(WebhookLog {
         session: Some(outcome.as_str()),
+        trace: reply.trace,
         ..WebhookLog::new(message.message_sid, message.from, message.to)
     });
     response

@@ -65,7 +65,7 @@ pub struct TestServer {
 impl TestServer {
     /// Starts with the test token and secret plus `env` (which wins).
     pub async fn start(env: &[(&str, &str)]) -> Self {
-        Self::with_state(AppState::new(test_config(env))).await
+        Self::with_state(AppState::new(test_config(env)).expect("the test flows load")).await
     }
 
     pub async fn with_state(state: AppState) -> Self {

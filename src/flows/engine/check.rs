@@ -12,7 +12,7 @@
 //! - `save` and `set` names are plain identifiers that do not shadow the built-in names;
 //! - `expire_after` fits the session's lifetime, and `on_expire` has an `expire_after`;
 //! - `timezone` is a known IANA zone;
-//! - no opt-out word ([`OPT_OUT_WORDS`]) as a trigger keyword or in a word test's answers;
+//! - no opt-out word ([`OPT_OUT_WORDS`](crate::flows::compliance::OPT_OUT_WORDS)) as a trigger keyword or in a word test's answers;
 //! - across a directory ([`check_set`]): flow names are unique, keywords start one flow.
 //!
 //! Routing tests and typed expects are checked through the [`Routing`] seam, so
@@ -24,19 +24,7 @@ use std::time::Duration;
 use super::definition::{Ask, Case, FlowDef, Node};
 use super::problem::{Problem, Source};
 use super::template::{BUILTINS, Templates};
-
-/// Twilio's and the FCC's opt-out words: a text that is exactly one of them (any case) ends
-/// every flow, so a flow must not expect one as an answer or use one as a keyword.
-pub const OPT_OUT_WORDS: [&str; 8] = [
-    "STOP",
-    "STOPALL",
-    "UNSUBSCRIBE",
-    "CANCEL",
-    "END",
-    "QUIT",
-    "REVOKE",
-    "OPTOUT",
-];
+use crate::flows::compliance::is_opt_out_word;
 
 /// Routing tests whose arguments are words a texter sends, so opt-out words are refused there.
 pub const WORD_TESTS: [&str; 6] = [
@@ -406,18 +394,11 @@ fn header(out: &mut Problems<'_>, flow: &FlowDef, options: &CheckOptions) {
     }
 }
 
-/// Whether `word` is an opt-out word, any case.
-pub fn is_opt_out(word: &str) -> bool {
-    OPT_OUT_WORDS
-        .iter()
-        .any(|w| w.eq_ignore_ascii_case(word.trim()))
-}
-
 fn opt_outs(out: &mut Problems<'_>, flow: &FlowDef) {
     for (t, trigger) in flow.triggers.iter().enumerate() {
         for (k, keyword) in trigger.keywords.iter().enumerate() {
             let key = format!("triggers.{t}.keywords.{k}");
-            if is_opt_out(keyword) {
+            if is_opt_out_word(keyword) {
                 out.top(&key, format!("{key}: {keyword:?} is an opt-out word; texting it opts the person out at Twilio"));
             } else if keyword.split_whitespace().count() != 1 {
                 out.top(
@@ -443,7 +424,7 @@ fn opt_outs(out: &mut Problems<'_>, flow: &FlowDef) {
                 .args
                 .iter()
                 .flat_map(|a| a.split(|c: char| !c.is_alphanumeric()));
-            if let Some(word) = words.into_iter().find(|w| is_opt_out(w)) {
+            if let Some(word) = words.into_iter().find(|w| is_opt_out_word(w)) {
                 let key = format!("cases.{i}.args");
                 out.node(name, &key, format!("{key}: {word:?} is an opt-out word; a texter sending it is opted out, not answering"));
             }

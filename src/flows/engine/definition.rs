@@ -199,6 +199,9 @@ pub struct Transcript {
 pub struct Exchange {
     pub send: String,
     pub expect: String,
+    /// Time passed since the previous text (`"31m"`): how a transcript tests `expire_after`.
+    #[serde(default, deserialize_with = "duration")]
+    pub after: Option<Duration>,
 }
 
 impl Node {

@@ -1,0 +1,184 @@
+//! Flows from files, as the server runs them (`flow.kind = "flows"`): the checked flow set of
+//! `flows.dir` behind a lock and swapped whole on reload, one [`step`](engine::run::step) per
+//! webhook with the clock read here, and the turn as one TwiML `<Message>`.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use jiff::Timestamp;
+
+use super::engine::check::CheckOptions;
+use super::engine::load::{FlowSet, LoadOptions, load_dir_with};
+use super::engine::problem::Problem;
+use super::engine::routing::Compiled;
+use super::engine::run::{self, Inbound, Settings, Turn};
+use super::{Flow, Reply, Trace};
+use crate::config::{FlowConfig, SessionConfig};
+use crate::session::SessionData;
+use crate::twilio::inbound::InboundMessage;
+use crate::twilio::twiml::{Message, MessagingResponse};
+
+/// The problems that stopped a flow set from loading, one per line.
+#[derive(Debug, Clone)]
+pub struct LoadError(pub Vec<Problem>);
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.0.len();
+        writeln!(
+            f,
+            "{count} problem{} in the flows:",
+            if count == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.0 {
+            writeln!(f, "  {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// The flows of `flows.dir`, ready to answer texts.
+pub struct FileFlows {
+    set: RwLock<Arc<FlowSet<Compiled>>>,
+    settings: Settings,
+    dir: PathBuf,
+    options: LoadOptions,
+}
+
+impl fmt::Debug for FileFlows {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileFlows").field("dir", &self.dir).finish()
+    }
+}
+
+/// How flows are loaded under this configuration.
+pub fn load_options(flows: &FlowConfig, session: &SessionConfig) -> LoadOptions {
+    LoadOptions {
+        check: CheckOptions {
+            session_ttl: Some(session.ttl),
+        },
+        timezone: jiff::tz::TimeZone::get(&flows.timezone).unwrap_or(jiff::tz::TimeZone::UTC),
+    }
+}
+
+impl FileFlows {
+    /// Loads and checks every flow of `flows.dir`; every problem of every file on failure.
+    pub fn load(flows: &FlowConfig, session: &SessionConfig) -> Result<Self, LoadError> {
+        let options = load_options(flows, session);
+        let set = load_dir_with(&flows.dir, &options, &Compiled).map_err(LoadError)?;
+        if let Some(default) = &flows.default
+            && set.flow(default).is_none()
+        {
+            let message =
+                format!("flows.default names {default:?}, which no file in the directory defines");
+            return Err(LoadError(vec![Problem {
+                file: flows.dir.display().to_string(),
+                at: None,
+                node: None,
+                message,
+            }]));
+        }
+        let settings = Settings {
+            default_flow: flows.default.clone(),
+            max_steps: flows.max_steps,
+            help_reply: flows.help_reply.clone(),
+            cookie_name: Some(session.cookie_name.clone()),
+        };
+        Ok(FileFlows {
+            set: RwLock::new(Arc::new(set)),
+            settings,
+            dir: flows.dir.clone(),
+            options,
+        })
+    }
+
+    /// Loads the directory again and swaps the new set in; a set with problems is refused and
+    /// the old one kept. Webhooks in flight finish on the set they started with.
+    pub fn reload(&self) -> Result<usize, LoadError> {
+        let set = load_dir_with(&self.dir, &self.options, &Compiled).map_err(LoadError)?;
+        if let Some(default) = &self.settings.default_flow
+            && set.flow(default).is_none()
+        {
+            let message = format!("flows.default names {default:?}, which is no longer defined");
+            return Err(LoadError(vec![Problem {
+                file: self.dir.display().to_string(),
+                at: None,
+                node: None,
+                message,
+            }]));
+        }
+        let count = set.flows().count();
+        *self
+            .set
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(set);
+        Ok(count)
+    }
+
+    /// The set now in use.
+    pub fn current(&self) -> Arc<FlowSet<Compiled>> {
+        self.set
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// One step at `now`.
+    pub fn turn(
+        &self,
+        message: &InboundMessage<'_>,
+        state: &mut SessionData,
+        now: Timestamp,
+    ) -> Turn {
+        let inbound = Inbound {
+            text: message.body,
+            from: message.from,
+            to: message.to,
+            opt_out_type: message.opt_out_type,
+            now,
+        };
+        run::step(&self.current(), &self.settings, &inbound, state)
+    }
+}
+
+/// A turn as TwiML: one `<Message>` with every text and the media, or nothing.
+pub fn twiml(turn: &Turn) -> MessagingResponse {
+    let mut response = MessagingResponse::new();
+    if turn.texts.is_empty() && turn.media.is_empty() {
+        return response;
+    }
+    let mut message = Message::new(turn.body());
+    for (index, url) in turn.media.iter().enumerate() {
+        if message.media(url.as_str()).is_err() {
+            tracing::warn!(
+                flow = turn.flow.as_deref(),
+                dropped = turn.media.len() - index,
+                "a turn had more media than one message carries; the rest were dropped"
+            );
+            break;
+        }
+    }
+    response.push(message);
+    response
+}
+
+impl Flow for FileFlows {
+    fn reply(&self, message: &InboundMessage, state: &mut SessionData) -> MessagingResponse {
+        self.respond(message, state).response
+    }
+
+    fn respond(&self, message: &InboundMessage, state: &mut SessionData) -> Reply {
+        let turn = self.turn(message, state, Timestamp::now());
+        Reply {
+            response: twiml(&turn),
+            trace: Some(Trace {
+                flow: turn.flow,
+                node: turn.node,
+                outcome: turn.outcome.as_str(),
+            }),
+        }
+    }
+}
