@@ -212,8 +212,68 @@ fn bench_router(c: &mut Criterion, group: &str, new_sessions: bool) {
     group.finish();
 }
 
+/// The flow engine: one step of the shipped booking flow at a realistic `ask` (cases, then a
+/// templated question with the `date` filter next), one at a typed `date` ask, and loading and
+/// checking 100 flow files.
+fn flow_engine(c: &mut Criterion) {
+    use sms_sessions::flows::engine::load::{LoadOptions, SourceFile, build};
+    use sms_sessions::flows::engine::routing::Compiled;
+    use sms_sessions::flows::engine::run::{Inbound, Settings, step};
+
+    let booking = include_str!("../config/flows/booking.toml");
+    let source = |name: &str, text: &str| SourceFile {
+        file: format!("{name}.toml"),
+        text: text.to_owned(),
+    };
+    let options = LoadOptions::default();
+    let set = build(&[source("booking", booking)], &options, &Compiled).expect("the booking flow");
+    let settings = Settings::default();
+    let now: jiff::Timestamp = "2026-03-09T14:00:00Z".parse().expect("timestamp");
+    let inbound = |text| Inbound {
+        text,
+        from: "+14155550199",
+        to: "+14155550100",
+        opt_out_type: None,
+        now,
+    };
+    // The state waiting at each ask, reached by the texts a person would send.
+    let mut waiting = Vec::new();
+    let mut state = SessionData::default();
+    for (text, node) in [("book", "ask_service"), ("a cleaning please", "ask_day"), ("tue", "ask_time")] {
+        step(&set, &settings, &inbound(text), &mut state);
+        assert_eq!(state.get("_n"), Some(node), "after {text:?}");
+        waiting.push(state.clone());
+    }
+    let mut group = c.benchmark_group("flow");
+    group.bench_function("step/ask_with_cases", |b| {
+        b.iter(|| {
+            let mut state = waiting[0].clone();
+            black_box(step(&set, &settings, &inbound("a cleaning please"), &mut state))
+        })
+    });
+    group.bench_function("step/ask_date_then_templated_question", |b| {
+        b.iter(|| {
+            let mut state = waiting[1].clone();
+            black_box(step(&set, &settings, &inbound("tue"), &mut state))
+        })
+    });
+    let hundred: Vec<SourceFile> = (0..100)
+        .map(|i| {
+            let text = booking
+                .replace("name = \"booking\"", &format!("name = \"booking{i}\""))
+                .replace("[\"BOOK\", \"APPT\"]", &format!("[\"BOOK{i}\"]"));
+            source(&format!("booking{i}"), &text)
+        })
+        .collect();
+    group.bench_function("load_and_check_100_files", |b| {
+        b.iter(|| black_box(build(&hundred, &options, &Compiled).expect("valid")))
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
+    flow_engine,
     form_decoding,
     signature_verification,
     cookie_round_trip,

@@ -407,7 +407,9 @@ impl Config {
              [twilio]\nauth_token = {}\nsecondary_auth_token = {}\n\
              validate_signatures = {}\naccount_sid = {:?}\n# development mode (no auth token, loopback only): {}\n\n\
              [session]\nsecret = {}\nprevious_secrets = {} # count\nttl = \"{}\"\ncookie_name = {:?}\n\n\
-             [flow]\nkind = \"{}\"\n\n[flow.callers]\n{}\n\n[log]\nformat = \"{}\"\n",
+             [flow]\nkind = \"{}\"\n\n[flow.callers]\n{}\n\n\
+             [flows]\ndir = {:?}\ndefault = {:?}\nmax_steps = {}\ntimezone = {:?}\n\n\
+             [compliance]\nhelp_reply = {:?}\n\n[log]\nformat = \"{}\"\n",
             self.exposure(),
             self.server.listen,
             self.server.trust_forwarded,
@@ -429,6 +431,11 @@ impl Config {
             self.session.cookie_name,
             self.flow.kind.as_str(),
             callers.join("\n"),
+            self.flow.dir.display().to_string(),
+            self.flow.default.as_deref().unwrap_or(""),
+            self.flow.max_steps,
+            self.flow.timezone,
+            self.flow.help_reply.as_deref().unwrap_or(""),
             match self.log_format {
                 LogFormat::Text => "text",
                 LogFormat::Json => "json",
@@ -1287,6 +1294,36 @@ mod tests {
             "unknown key"
         );
         assert_eq!(file::reason("invalid value: `abc"), "invalid value:");
+    }
+
+    #[test]
+    fn flows_from_files_have_their_keys_checked_and_shown() {
+        let env = [
+            ("SMS_SESSIONS_FLOW", "flows"),
+            ("SMS_SESSIONS_FLOWS_DIR", "/srv/flows"),
+            ("SMS_SESSIONS_FLOWS_DEFAULT", "menu"),
+            ("SMS_SESSIONS_HELP_REPLY", "Call us"),
+        ];
+        let config = Config::load(None, &env).expect("valid");
+        assert_eq!(config.flow.kind, FlowKind::Flows);
+        assert_eq!(config.flow.dir, std::path::Path::new("/srv/flows"));
+        assert_eq!(config.flow.default.as_deref(), Some("menu"));
+        assert_eq!(config.flow.help_reply.as_deref(), Some("Call us"));
+        assert_eq!((config.flow.max_steps, config.flow.timezone.as_str()), (50, "UTC"));
+        let shown = config.redacted_toml();
+        assert!(shown.contains("[flows]\ndir = \"/srv/flows\"\ndefault = \"menu\""), "{shown}");
+        assert!(shown.contains("[compliance]\nhelp_reply = \"Call us\""), "{shown}");
+        let dir = std::env::temp_dir().join(format!("sms-sessions-flows-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let bad = dir.join("bad.toml");
+        for (text, key) in [
+            ("[flows]\ntimezone = \"Mars/Olympus\"\n", "flows.timezone"),
+            ("[flows]\nmax_steps = 0\n", "flows.max_steps"),
+        ] {
+            std::fs::write(&bad, text).expect("write");
+            let err = Config::load(Some(&bad), &NO_ENV).expect_err(key);
+            assert_eq!(err.key, key);
+        }
     }
 
     #[test]
