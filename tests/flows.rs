@@ -7,7 +7,7 @@
 mod common;
 mod common_spawn;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -93,10 +93,6 @@ impl TempDir {
 
     fn write(&self, name: &str, contents: &str) {
         std::fs::write(self.0.join(name), contents).expect("write temp file");
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
     }
 
     fn display(&self) -> String {
@@ -390,8 +386,7 @@ async fn stop_mid_flow_answers_nothing_and_the_next_text_starts_fresh() {
     let stopped = phone.text(&server, "Stop").await;
     assert_silent(&stopped);
     assert_eq!(
-        stopped.headers["content-type"],
-        "text/xml; charset=utf-8",
+        stopped.headers["content-type"], "text/xml; charset=utf-8",
         "still TwiML"
     );
     // Not the rating any more: an idle text, which starts the default flow.
@@ -722,7 +717,9 @@ async fn a_flow_edited_under_a_live_conversation_restarts_it_after_sighup() {
     let refused = log_line(&mut server, "SIGHUP: flows not reloaded");
     let problem = refused["problem"].as_str().unwrap_or_default();
     assert!(
-        problem.contains("broken.toml") && problem.contains("node ask") && problem.contains("ghost"),
+        problem.contains("broken.toml")
+            && problem.contains("node ask")
+            && problem.contains("ghost"),
         "{refused}"
     );
     assert_says(
@@ -814,13 +811,21 @@ fn a_bad_flow_dir_refuses_the_start_naming_every_problem() {
 fn check_config_checks_the_flows_too() {
     let dir = broken_dir();
     let path = dir.display();
-    let run = run_within(&["check-config"], &spawn_env(&path), Duration::from_secs(20));
+    let run = run_within(
+        &["check-config"],
+        &spawn_env(&path),
+        Duration::from_secs(20),
+    );
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(2), "stderr:\n{stderr}");
     assert_names_every_problem(&stderr, &dir);
 
     let good = shipped_dir();
-    let run = run_within(&["check-config"], &spawn_env(&good), Duration::from_secs(20));
+    let run = run_within(
+        &["check-config"],
+        &spawn_env(&good),
+        Duration::from_secs(20),
+    );
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(0), "stderr:\n{stderr}");
 }
