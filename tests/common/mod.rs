@@ -225,3 +225,41 @@ pub fn counted(n: u32) -> SessionData {
     data.set("count", n);
     data
 }
+
+impl Phone {
+    /// Sends one text to the `/sms` at `url` (a spawned server's, say), signed for it, with
+    /// `extra` fields (such as `OptOutType`) after the ones Twilio always sends; stores the
+    /// returned cookie.
+    pub async fn text_to(&mut self, url: &str, body: &str, extra: &[(&str, &str)]) -> Reply {
+        self.sent += 1;
+        let sid = format!("SM{:032x}", self.sent);
+        let mut pairs = vec![
+            ("MessageSid", sid.as_str()),
+            ("AccountSid", ACCOUNT_SID),
+            ("From", self.from.as_str()),
+            ("To", self.to.as_str()),
+            ("Body", body),
+            ("NumMedia", "0"),
+            ("ApiVersion", "2010-04-01"),
+        ];
+        pairs.extend_from_slice(extra);
+        let cookie = self.cookie.clone();
+        let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("cookie", c.as_str())).collect();
+        let reply = post_signed(url, url, &pairs, TOKEN, &headers).await;
+        if let Some(cookie) = set_cookie(&reply) {
+            self.cookie = Some(cookie);
+        }
+        reply
+    }
+
+    /// [`Phone::text`] with `extra` fields (such as `OptOutType=STOP`).
+    pub async fn text_with(
+        &mut self,
+        server: &TestServer,
+        body: &str,
+        extra: &[(&str, &str)],
+    ) -> Reply {
+        let url = server.url("/sms");
+        self.text_to(&url, body, extra).await
+    }
+}

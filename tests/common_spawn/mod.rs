@@ -215,3 +215,53 @@ fn address_in(line: &str) -> Option<SocketAddr> {
         .unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
+
+impl Server {
+    /// Sends SIGHUP (flows from files: load `flows.dir` again).
+    pub fn hangup(&self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-HUP", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -HUP {pid} failed");
+    }
+}
+
+/// [`run`], bounded: a process still running after `limit` is killed and the test fails
+/// (a command that should exit at once must not hang the suite).
+#[track_caller]
+pub fn run_within(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sms-sessions"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sms-sessions");
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = read(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("sms-sessions {args:?} still running after {limit:?}; killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}

@@ -223,6 +223,8 @@ impl<'a> Run<'a> {
             self.turn.texts.push(RESTART_NOTICE.into());
             return self.idle_after_restart();
         };
+        // The step is in this flow whatever follows (a retry runs no node to say so).
+        self.turn.flow = Some(flow.name().to_owned());
         let node = self.state.get(NODE).unwrap_or_default().to_owned();
         let waiting = flow.node(&node).filter(|n| matches!(n.node, Node::Ask(_)));
         let Some(waiting) = waiting else {

@@ -293,7 +293,7 @@ impl Args<'_> {
             .build()
             .map_err(|e| TestError::BadRegex {
                 test: self.test,
-                reason: e.to_string(),
+                reason: one_line(&e.to_string()),
             })
     }
 
@@ -415,6 +415,15 @@ fn pattern(input: &str, regex: &Regex) -> Option<Match> {
         value: groups[0].clone(),
         groups,
     })
+}
+
+/// A regex syntax error is several lines (the pattern, a caret, `error: why`); a problem is
+/// one line (`FILE:LINE:COL: node NAME: reason`), and the line already says where.
+fn one_line(reason: &str) -> String {
+    match reason.lines().last() {
+        Some(last) if reason.contains('\n') => last.trim_start_matches("error: ").trim().to_owned(),
+        _ => reason.to_owned(),
+    }
 }
 
 #[cfg(test)]
