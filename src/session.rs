@@ -82,11 +82,21 @@ impl SessionData {
     /// [`MAX_COOKIE_BYTES`]): what a flow checks before it keeps more, so an overflow is a
     /// reply to the texter rather than a failed save.
     pub fn fits_a_cookie(&self, cookie_name: &str) -> bool {
-        let mut encoded = String::new();
-        self.encode_into(&mut encoded);
+        // The entries as `encode_into` writes them, counted without writing them.
+        let encoded_len = |text: &str| -> usize {
+            form_urlencoded::byte_serialize(text.as_bytes())
+                .map(str::len)
+                .sum()
+        };
+        let entries: usize = self
+            .entries
+            .iter()
+            .map(|(key, value)| encoded_len(key) + 1 + encoded_len(value))
+            .sum::<usize>()
+            + self.entries.len().saturating_sub(1);
         // As `encode_tagged` lays it out: a 10-digit time, `|`, the 16-byte tag, `|`, the
         // entries; base64 without padding; then `.` and the 43 characters of the MAC.
-        let payload = 10 + 1 + 16 + 1 + encoded.len();
+        let payload = 10 + 1 + 16 + 1 + entries;
         let value = VERSION.len() + 1 + (payload * 4).div_ceil(3) + 1 + 43;
         cookie_name.len() + 1 + value <= MAX_COOKIE_BYTES
     }

@@ -7,9 +7,8 @@
 //! the file, as 8 hex digits) goes into the session state, so a conversation can tell when
 //! its flow changed under it.
 //!
-//! Loading and checking 100 flow files the size of `testdata/clinic.toml` took 28 ms in a
-//! release build and 260 ms in a debug build on the shared 2-core dev machine (measured by
-//! the `hundred_files_load_fast` test, which allows 100 ms in release and 1 s in debug).
+//! Loading and checking 100 flow files the size of the shipped booking flow takes about 29 ms
+//! in release (`cargo bench --bench webhook -- flow/load_and_check_100_files`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -455,8 +454,10 @@ mod tests {
         let _ = std::fs::remove_dir_all(&empty);
     }
 
+    /// Timing lives in `cargo bench -- flow/load_and_check_100_files`; this pins that a
+    /// directory of 100 flows loads whole.
     #[test]
-    fn hundred_files_load_fast() {
+    fn a_hundred_files_load_as_one_set() {
         let dir = temp_dir("hundred");
         for i in 0..100 {
             let text = CLINIC
@@ -468,13 +469,8 @@ mod tests {
                 .replace("[\"DENTIST\"]", &format!("[\"DENTIST{i}\"]"));
             std::fs::write(dir.join(format!("flow{i:03}.toml")), text).unwrap();
         }
-        let started = std::time::Instant::now();
         let set = load_dir(&dir, &LoadOptions::default()).expect("all load");
-        let took = started.elapsed();
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(set.flows().count(), 100);
-        let limit = if cfg!(debug_assertions) { 1000 } else { 100 };
-        assert!(took.as_millis() < limit, "100 flow files took {took:?}");
-        eprintln!("100 flow files loaded and checked in {took:?}");
     }
 }

@@ -193,6 +193,7 @@ pub fn step(
         state,
         turn: Turn::new(Outcome::Idle),
         context: None,
+        trigger_rest: "",
     };
     run.step();
     run.finish()
@@ -207,6 +208,8 @@ struct Run<'a> {
     turn: Turn,
     /// Built on the first render.
     context: Option<Context>,
+    /// The words after the keyword that started the flow, for `trigger.rest`.
+    trigger_rest: &'a str,
 }
 
 /// Why nodes stopped running early.
@@ -234,7 +237,9 @@ impl<'a> Run<'a> {
         if self.expired(flow) {
             return self.expire(flow);
         }
-        if let Some(keyword) = self.set.keyword(self.inbound.text.trim())
+        let whole = self.inbound.text.trim();
+        if !whole.contains(char::is_whitespace)
+            && let Some(keyword) = self.set.keyword(whole)
             && keyword.interrupt
             && let Some(target) = self.set.flow(&keyword.flow)
         {
@@ -271,12 +276,12 @@ impl<'a> Run<'a> {
     }
 
     /// Starts `flow` afresh: no variables from before.
-    fn start(&mut self, flow: &Flow<Compiled>, trigger_rest: &str, outcome: Outcome) {
+    fn start(&mut self, flow: &Flow<Compiled>, trigger_rest: &'a str, outcome: Outcome) {
         self.state.clear();
         self.context = None;
+        self.trigger_rest = trigger_rest;
         self.state.set(FLOW, flow.name());
         self.state.set(VERSION, flow.version);
-        self.context().set_trigger_rest(trigger_rest);
         self.turn.outcome = outcome;
         self.run_from(flow, &flow.def.start);
     }
@@ -495,7 +500,9 @@ impl<'a> Run<'a> {
                     .or_else(|| branch.default.clone()))
             }
             Node::Ask(ask) => {
-                self.context().set_attempts(0);
+                if let Some(context) = &mut self.context {
+                    context.set_attempts(0);
+                }
                 let text = self.render(&ask.text)?.into_owned();
                 self.turn.texts.push(text);
                 self.wait_at(node.name, 0);
@@ -551,15 +558,22 @@ impl<'a> Run<'a> {
             None => value,
         };
         self.state.set(name, value);
-        self.context().set(name, typed(value));
+        // A context built already sees the new value; one built later reads it from the state.
+        if let Some(context) = &mut self.context {
+            context.set(name, typed(value));
+        }
     }
 
     fn context(&mut self) -> &mut Context {
         let inbound = self.inbound;
         let state = &*self.state;
+        let trigger_rest = self.trigger_rest;
         self.context.get_or_insert_with(|| {
             let mut context = Context::new(inbound.from, inbound.to);
             context.set_input(inbound.text);
+            if !trigger_rest.is_empty() {
+                context.set_trigger_rest(trigger_rest);
+            }
             for (name, value) in state.iter().filter(|(name, _)| !name.starts_with('_')) {
                 context.set(name, typed(value));
             }
