@@ -223,6 +223,7 @@ impl<'a> Run<'a> {
             self.turn.texts.push(RESTART_NOTICE.into());
             return self.idle_after_restart();
         };
+        self.turn.flow = Some(name);
         let node = self.state.get(NODE).unwrap_or_default().to_owned();
         let waiting = flow.node(&node).filter(|n| matches!(n.node, Node::Ask(_)));
         let Some(waiting) = waiting else {
@@ -475,7 +476,15 @@ impl<'a> Run<'a> {
             }
             Node::Set(set) => {
                 for (name, source) in &set.values {
-                    let value = self.render(source)?.into_owned();
+                    let value = self.render(source)?;
+                    // MiniJinja prints a boolean as `True`/`False`; saved as `true`/`false`
+                    // it is typed back as a boolean, so `{% if vip %}` sees `False` as false.
+                    let value = match value.as_ref() {
+                        "True" => "true",
+                        "False" => "false",
+                        other => other,
+                    }
+                    .to_owned();
                     self.save(name, &value);
                 }
                 Ok(set.next.clone())
@@ -620,3 +629,7 @@ fn route<'n>(
     let next = ask.next.as_deref()?;
     (!value.is_empty()).then(|| (next, value.to_owned()))
 }
+
+#[cfg(test)]
+#[path = "run_tests.rs"]
+mod tests;
