@@ -239,7 +239,11 @@ fn flow_engine(c: &mut Criterion) {
     // The state waiting at each ask, reached by the texts a person would send.
     let mut waiting = Vec::new();
     let mut state = SessionData::default();
-    for (text, node) in [("book", "ask_service"), ("a cleaning please", "ask_day"), ("tue", "ask_time")] {
+    for (text, node) in [
+        ("book", "ask_service"),
+        ("a cleaning please", "ask_day"),
+        ("tue", "ask_time"),
+    ] {
         step(&set, &settings, &inbound(text), &mut state);
         assert_eq!(state.get("_n"), Some(node), "after {text:?}");
         waiting.push(state.clone());
@@ -248,7 +252,12 @@ fn flow_engine(c: &mut Criterion) {
     group.bench_function("step/ask_with_cases", |b| {
         b.iter(|| {
             let mut state = waiting[0].clone();
-            black_box(step(&set, &settings, &inbound("a cleaning please"), &mut state))
+            black_box(step(
+                &set,
+                &settings,
+                &inbound("a cleaning please"),
+                &mut state,
+            ))
         })
     });
     group.bench_function("step/ask_date_then_templated_question", |b| {

@@ -1309,10 +1309,19 @@ mod tests {
         assert_eq!(config.flow.dir, std::path::Path::new("/srv/flows"));
         assert_eq!(config.flow.default.as_deref(), Some("menu"));
         assert_eq!(config.flow.help_reply.as_deref(), Some("Call us"));
-        assert_eq!((config.flow.max_steps, config.flow.timezone.as_str()), (50, "UTC"));
+        assert_eq!(
+            (config.flow.max_steps, config.flow.timezone.as_str()),
+            (50, "UTC")
+        );
         let shown = config.redacted_toml();
-        assert!(shown.contains("[flows]\ndir = \"/srv/flows\"\ndefault = \"menu\""), "{shown}");
-        assert!(shown.contains("[compliance]\nhelp_reply = \"Call us\""), "{shown}");
+        assert!(
+            shown.contains("[flows]\ndir = \"/srv/flows\"\ndefault = \"menu\""),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("[compliance]\nhelp_reply = \"Call us\""),
+            "{shown}"
+        );
         let dir = std::env::temp_dir().join(format!("sms-sessions-flows-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let bad = dir.join("bad.toml");

@@ -482,7 +482,15 @@ impl<'a> Run<'a> {
             }
             Node::Set(set) => {
                 for (name, source) in &set.values {
-                    let value = self.render(source)?.into_owned();
+                    let value = self.render(source)?;
+                    // MiniJinja prints a boolean as `True`/`False`; saved as `true`/`false`
+                    // it is typed back as a boolean, so `{% if vip %}` sees `False` as false.
+                    let value = match value.as_ref() {
+                        "True" => "true",
+                        "False" => "false",
+                        other => other,
+                    }
+                    .to_owned();
                     self.save(name, &value);
                 }
                 Ok(set.next.clone())
@@ -636,3 +644,7 @@ fn route<'n>(
     let next = ask.next.as_deref()?;
     (!value.is_empty()).then(|| (next, value.to_owned()))
 }
+
+#[cfg(test)]
+#[path = "run_tests.rs"]
+mod tests;
