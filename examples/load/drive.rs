@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::phone::{Outcome, Phone, Signer};
+use crate::script::Script;
 
 /// The phones not currently texting. With at least as many phones as workers, a worker never
 /// finds it empty.
@@ -17,7 +18,7 @@ pub type Pool = Arc<Mutex<VecDeque<Phone>>>;
 pub struct Tally {
     pub latencies_us: Vec<u32>,
     pub errors: u64,
-    pub wrong_counts: u64,
+    pub wrong_replies: u64,
     pub first_problem: Option<String>,
     pub elapsed: Duration,
 }
@@ -30,7 +31,7 @@ impl Tally {
     pub fn add(&mut self, other: Tally) {
         self.latencies_us.extend(other.latencies_us);
         self.errors += other.errors;
-        self.wrong_counts += other.wrong_counts;
+        self.wrong_replies += other.wrong_replies;
         self.first_problem = self.first_problem.take().or(other.first_problem);
         self.elapsed += other.elapsed;
     }
@@ -39,10 +40,10 @@ impl Tally {
         self.latencies_us
             .push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
         let problem = match outcome {
-            Outcome::Counted => return,
-            Outcome::WrongCount { expected, got } => {
-                self.wrong_counts += 1;
-                format!("expected count {expected}, got {got:?}")
+            Outcome::Checked => return,
+            Outcome::Wrong { expected, got } => {
+                self.wrong_replies += 1;
+                format!("expected {expected}, got {got:?}")
             }
             Outcome::Failed(error) => {
                 self.errors += 1;
@@ -57,7 +58,7 @@ impl Tally {
 pub async fn drive(
     pool: &Pool,
     signer: &Arc<Signer>,
-    check_counts: bool,
+    script: Script,
     requests: u64,
     in_flight: usize,
     deadline: Instant,
@@ -67,7 +68,7 @@ pub async fn drive(
     let workers: Vec<_> = (0..in_flight)
         .map(|_| {
             let (pool, signer, budget) = (pool.clone(), signer.clone(), budget.clone());
-            tokio::spawn(async move { work(pool, signer, check_counts, budget, deadline).await })
+            tokio::spawn(async move { work(pool, signer, script, budget, deadline).await })
         })
         .collect();
     let mut tally = Tally::default();
@@ -81,7 +82,7 @@ pub async fn drive(
 async fn work(
     pool: Pool,
     signer: Arc<Signer>,
-    check_counts: bool,
+    script: Script,
     budget: Arc<AtomicU64>,
     deadline: Instant,
 ) -> Tally {
@@ -95,7 +96,7 @@ async fn work(
             .pop_front()
             .expect("at least as many phones as workers");
         let sent_at = Instant::now();
-        let outcome = phone.text(&signer, check_counts).await;
+        let outcome = phone.text(&signer, script).await;
         tally.record(outcome, sent_at.elapsed());
         pool.lock().expect("pool lock").push_back(phone);
     }

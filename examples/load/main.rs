@@ -8,7 +8,8 @@
 //! this tool moves to core 1), measures the time from spawn to the first answered webhook,
 //! connects P simulated phones — each with its own keep-alive HTTP/1.1 connection and
 //! Twilio-like cookie jar — and keeps C texts in flight. Every text is signed as Twilio signs
-//! it, and every reply's count is checked against the texts that phone has sent. After a
+//! it, and every reply is checked: its count against the texts that phone has sent (the
+//! counter), or against the conversation the phone is walking (`booking`). After a
 //! warm-up it measures requests/s, latency percentiles, errors, wrong counts, the server's CPU
 //! time per webhook (utime + stime from `/proc/PID/stat`, and the kernel's part) and its memory
 //! (`VmRSS` at the start, middle and end, and `VmHWM`). Loopback only; bounded by `--requests`
@@ -16,14 +17,18 @@
 //! how much CPU other processes took during the run: CPU figures from a busy machine are noise.
 //!
 //! Runs: `baseline` (examples/baseline.rs: constant TwiML, no checks), `info` (sms-sessions at
-//! the default log level), `off` (`RUST_LOG=off`), `json` (info, JSON lines). The soak is
+//! the default log level), `off` (`RUST_LOG=off`), `json` (info, JSON lines), `booking`
+//! (`SMS_SESSIONS_FLOW=flows` on config/flows at the default log level: every phone books a
+//! cleaning over and over, six texts a booking). The soak is
 //! `load --runs info --requests 1000000 --rounds 1`. By default the runs are repeated in three
-//! interleaved rounds and the CPU target is judged on the median ratio (`--rounds`).
+//! interleaved rounds and the CPU targets (`info` against the baseline, `booking` against
+//! `info`) are judged on the median ratio (`--rounds`).
 
 mod drive;
 mod machine;
 mod phone;
 mod report;
+mod script;
 mod server;
 
 use std::collections::VecDeque;
@@ -38,11 +43,14 @@ use sms_sessions::twilio::signature::AuthToken;
 use drive::{Pool, drive};
 use phone::{Phone, Signer, Template};
 use report::{Cpu, Measured, Memory, Targets};
+use script::Script;
 use server::{Running, Target};
 
 const TOKEN: &str = "12345";
 const SECRET: &str = "load-test-session-secret-0123456789abcdef";
 const PUBLIC_URL: &str = "https://example.com/twilio";
+/// The repository's shipped flows, which the `booking` run serves.
+const FLOWS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/flows");
 const PAYLOADS: [(&str, &str); 3] = [
     ("sms", include_str!("../../tests/data/payloads/sms.form")),
     ("mms", include_str!("../../tests/data/payloads/mms.form")),
@@ -70,8 +78,12 @@ struct Args {
     /// Each run stops after this many seconds of load, whatever is left.
     #[arg(long, default_value_t = 300)]
     max_seconds: u64,
-    /// Comma-separated: baseline, info, off, json.
-    #[arg(long, default_value = "baseline,info,off", value_delimiter = ',')]
+    /// Comma-separated: baseline, info, off, json, booking.
+    #[arg(
+        long,
+        default_value = "baseline,info,off,booking",
+        value_delimiter = ','
+    )]
     runs: Vec<String>,
     /// sms, mms, whatsapp, or mix (phones take the three in turn).
     #[arg(long, default_value = "mix")]
@@ -82,6 +94,9 @@ struct Args {
     /// The baseline binary (default: next to this example).
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// The flows directory of the `booking` run (default: this repository's config/flows).
+    #[arg(long, default_value = FLOWS_DIR)]
+    flows_dir: PathBuf,
     /// Do not pin with taskset even if it exists.
     #[arg(long)]
     no_pin: bool,
@@ -118,7 +133,7 @@ fn main() -> ExitCode {
         let mut results = Vec::new();
         for name in &args.runs {
             let Some(target) = target(&args, name) else {
-                eprintln!("load: unknown run {name:?} (baseline, info, off, json)");
+                eprintln!("load: unknown run {name:?} (baseline, info, off, json, booking)");
                 return ExitCode::from(2);
             };
             eprintln!("load: {name} (round {round}) ...");
@@ -174,7 +189,7 @@ fn target(args: &Args, name: &str) -> Option<Target> {
         });
     }
     let (level, format) = match name {
-        "info" => ("info", "text"),
+        "info" | "booking" => ("info", "text"),
         "off" => ("off", "text"),
         "json" => ("info", "json"),
         _ => return None,
@@ -191,11 +206,26 @@ fn target(args: &Args, name: &str) -> Option<Target> {
         ("TWILIO_AUTH_TOKEN", TOKEN),
         ("SMS_SESSIONS_SECRET", SECRET),
     ];
+    let mut env: Vec<(String, String)> = env.map(|(k, v)| (k.to_owned(), v.to_owned())).to_vec();
+    if name == "booking" {
+        let dir = std::path::absolute(&args.flows_dir).ok()?;
+        env.push(("SMS_SESSIONS_FLOW".into(), "flows".into()));
+        env.push(("SMS_SESSIONS_FLOWS_DIR".into(), dir.display().to_string()));
+    }
     Some(Target {
         program,
         args: vec!["serve".into()],
-        env: env.map(|(k, v)| (k.to_owned(), v.to_owned())).to_vec(),
+        env,
     })
+}
+
+/// How a run's replies are checked.
+fn script(name: &str) -> Script {
+    match name {
+        "baseline" => Script::Unchecked,
+        "booking" => Script::Conversation(&script::BOOKING),
+        _ => Script::Counter,
+    }
 }
 
 /// One run: start, first webhook, warm-up, measure in two halves, stop.
@@ -214,7 +244,6 @@ async fn run(args: &Args, name: &str, target: &Target, pin: bool) -> Result<Meas
         signed_url: format!("{PUBLIC_URL}/sms"),
         addr: server.addr,
     });
-    let check_counts = name != "baseline";
     let first_webhook = first_webhook(&server, &signer, &args.payload).await?;
     let rss_idle = server.memory_kib("VmRSS");
     let pool = phones(args)?;
@@ -223,7 +252,7 @@ async fn run(args: &Args, name: &str, target: &Target, pin: bool) -> Result<Meas
         drive(
             &pool,
             &signer,
-            check_counts,
+            script(name),
             requests,
             args.in_flight,
             deadline,
@@ -321,7 +350,7 @@ async fn first_webhook(
         }
         std::thread::sleep(Duration::from_micros(200));
     }
-    match probe.text(signer, false).await {
+    match probe.text(signer, Script::Unchecked).await {
         phone::Outcome::Failed(error) => Err(format!("first webhook failed: {error}")),
         _ => Ok(server.spawned_at.elapsed()),
     }

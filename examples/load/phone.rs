@@ -1,5 +1,5 @@
 //! One simulated phone: its own keep-alive HTTP/1.1 connection and Twilio-like cookie jar,
-//! texting one Twilio number, and checking that every reply counts its texts.
+//! texting one Twilio number, and checking every reply against its [`Script`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +12,8 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use sms_sessions::twilio::signature::AuthToken;
 use tokio::net::TcpStream;
+
+use crate::script::{self, Exchange, Script};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -49,8 +51,13 @@ impl Template {
 
 /// How one text went.
 pub enum Outcome {
-    Counted,
-    WrongCount { expected: u64, got: String },
+    /// The reply was the one expected (or not checked).
+    Checked,
+    /// A reply, but not the one expected: `expected` says what was.
+    Wrong {
+        expected: String,
+        got: String,
+    },
     Failed(String),
 }
 
@@ -62,11 +69,13 @@ pub struct Phone {
     template: Arc<Template>,
     /// `name=value` of the session cookie, as Twilio's jar for this pair keeps it.
     cookie: Option<String>,
-    /// Texts this phone knows the server has counted.
+    /// Texts this phone knows the server has counted (the counter), or has sent.
     sent: u64,
     /// False after a transport error: the server may or may not have counted that text, so
     /// the next reply's count is taken as the truth.
     in_sync: bool,
+    /// Where this phone is in a conversation: the next exchange.
+    step: usize,
     connection: Option<SendRequest<Full<Bytes>>>,
 }
 
@@ -82,54 +91,81 @@ impl Phone {
             cookie: None,
             sent: 0,
             in_sync: true,
+            step: 0,
             connection: None,
         }
     }
 
-    /// Sends the next text and checks the reply (`check_count` false for the baseline,
-    /// whose reply is constant).
-    pub async fn text(&mut self, signer: &Signer, check_count: bool) -> Outcome {
+    /// Sends the next text of `script` and checks the reply.
+    pub async fn text(&mut self, signer: &Signer, script: Script) -> Outcome {
         let k = self.sent + 1;
-        let request = self.webhook(signer, k);
+        let request = self.webhook(signer, k, script.text(self.step));
         let reply = tokio::time::timeout(REPLY_TIMEOUT, self.send(signer.addr, request)).await;
         let (status, set_cookie, body) =
             match reply.unwrap_or_else(|_| Err("no reply in 10 s".into())) {
                 Ok(reply) => reply,
                 Err(error) => {
                     self.connection = None;
-                    self.in_sync = false;
+                    self.lose_track();
                     return Outcome::Failed(error.to_string());
                 }
             };
         if status != 200 {
-            self.in_sync = false;
+            self.lose_track();
             return Outcome::Failed(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)));
         }
         self.keep_cookie(set_cookie.as_ref());
-        if !check_count {
-            self.sent = k;
-            return Outcome::Counted;
+        match script {
+            Script::Unchecked => {
+                self.sent = k;
+                Outcome::Checked
+            }
+            Script::Counter => self.check_count(k, &body),
+            Script::Conversation(exchanges) => self.check_reply(k, exchanges, &body),
         }
-        self.check(k, &body)
     }
 
-    fn check(&mut self, k: u64, body: &[u8]) -> Outcome {
+    /// After a failed text the server may or may not have taken it: the counter takes the
+    /// next reply's count as the truth, a conversation starts over.
+    fn lose_track(&mut self) {
+        self.in_sync = false;
+        self.step = 0;
+    }
+
+    fn check_count(&mut self, k: u64, body: &[u8]) -> Outcome {
         let text = message_text(body);
-        let got = text.and_then(count_in);
+        let got = text.and_then(script::count_in);
         if got == Some(k) || (!self.in_sync && got.is_some()) {
             self.sent = got.unwrap_or(k);
             self.in_sync = true;
-            return Outcome::Counted;
+            return Outcome::Checked;
         }
         self.sent = got.unwrap_or(0);
-        Outcome::WrongCount {
-            expected: k,
+        Outcome::Wrong {
+            expected: format!("count {k}"),
             got: text.unwrap_or("(no <Message>)").to_owned(),
         }
     }
 
-    /// The k-th text, signed as Twilio would sign it.
-    fn webhook(&self, signer: &Signer, k: u64) -> Request<Full<Bytes>> {
+    /// The reply to exchange `step` must match it; on a wrong one the next text starts over
+    /// (its first text restarts the conversation wherever it stands).
+    fn check_reply(&mut self, k: u64, exchanges: &[Exchange], body: &[u8]) -> Outcome {
+        self.sent = k;
+        let exchange = &exchanges[self.step];
+        let text = message_text(body);
+        if text.is_some_and(|text| script::replied(exchange, text)) {
+            self.step = (self.step + 1) % exchanges.len();
+            return Outcome::Checked;
+        }
+        self.step = 0;
+        Outcome::Wrong {
+            expected: format!("{:?} → {:?}", exchange.send, exchange.expect),
+            got: text.unwrap_or("(no <Message>)").to_owned(),
+        }
+    }
+
+    /// The k-th text, signed as Twilio would sign it; `text` replaces the payload's `Body`.
+    fn webhook(&self, signer: &Signer, k: u64, text: Option<&str>) -> Request<Full<Bytes>> {
         let sid = format!("SM{:016x}{k:016x}", self.id);
         let wa_id = &self.number[1..];
         let pairs: Vec<(&str, &str)> = self
@@ -140,6 +176,7 @@ impl Phone {
                 "MessageSid" | "SmsSid" | "SmsMessageSid" => (key.as_str(), sid.as_str()),
                 "From" => (key.as_str(), self.from.as_str()),
                 "WaId" => (key.as_str(), wa_id),
+                "Body" => (key.as_str(), text.unwrap_or(value)),
                 _ => (key.as_str(), value.as_str()),
             })
             .collect();
@@ -209,26 +246,4 @@ fn message_text(body: &[u8]) -> Option<&str> {
     let start = body.find("<Message>")? + "<Message>".len();
     let end = start + body[start..].find("</Message>")?;
     Some(&body[start..end])
-}
-
-/// The counter flow's number: 1 for the new-message greeting, k for "message number k".
-fn count_in(text: &str) -> Option<u64> {
-    if text == "Hello, thanks for the new message." {
-        return Some(1);
-    }
-    text.strip_prefix("Hello, thanks for message number ")?
-        .parse()
-        .ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_counter_replies() {
-        assert_eq!(count_in("Hello, thanks for the new message."), Some(1));
-        assert_eq!(count_in("Hello, thanks for message number 12"), Some(12));
-        assert_eq!(count_in("Hello"), None);
-    }
 }
