@@ -186,6 +186,13 @@ async fn past_the_connection_cap_new_connections_wait_and_twilio_still_gets_thro
     assert!(finished.status.success(), "{}", finished.stderr);
 }
 
+/// Reads what the server sends next, failing the test after 10 s of silence.
+async fn read_within(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    tokio::time::timeout(Duration::from_secs(10), stream.read(buf))
+        .await
+        .expect("the server answers or closes within 10 s")
+}
+
 #[tokio::test]
 async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
     let server = Server::start(&env(&[]));
@@ -195,7 +202,7 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
         .await
         .expect("write");
     let mut buf = [0; 512];
-    let n = stream.read(&mut buf).await.expect("read");
+    let n = read_within(&mut stream, &mut buf).await.expect("read");
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
     let started = Instant::now();
     // Past the 1 s header timeout, the connection is still open: it is idle, not half-sent.
@@ -204,13 +211,13 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .expect("write");
-    let n = stream.read(&mut buf).await.expect("read");
+    let n = read_within(&mut stream, &mut buf).await.expect("read");
     assert!(
         buf[..n].starts_with(b"HTTP/1.1 200"),
         "kept alive past the header timeout"
     );
     let idle_from = Instant::now();
-    let closed = stream.read(&mut buf).await.map_or(true, |n| n == 0);
+    let closed = read_within(&mut stream, &mut buf).await.map_or(true, |n| n == 0);
     let idled = idle_from.elapsed();
     eprintln!("idle connection closed after {idled:?} (idle timeout 2 s)");
     assert!(closed);

@@ -150,7 +150,7 @@ pub fn twiml(turn: &Turn) -> MessagingResponse {
     if turn.texts.is_empty() && turn.media.is_empty() {
         return response;
     }
-    let mut message = Message::new(turn.body());
+    let mut message = Message::new(within_twilios_limit(turn.body(), turn));
     for (index, url) in turn.media.iter().enumerate() {
         if message.media(url.as_str()).is_err() {
             tracing::warn!(
@@ -163,6 +163,28 @@ pub fn twiml(turn: &Turn) -> MessagingResponse {
     }
     response.push(message);
     response
+}
+
+/// Twilio refuses a message body over this many characters (error 21617): nothing is sent.
+pub const MAX_BODY_CHARS: usize = 1_600;
+
+/// The body, cut to [`MAX_BODY_CHARS`] with an ellipsis (and a warning) if a turn ran long:
+/// a cut reply is better than none.
+fn within_twilios_limit(body: String, turn: &Turn) -> String {
+    match body.char_indices().nth(MAX_BODY_CHARS - 1) {
+        Some((cut, _)) if body[cut..].chars().nth(1).is_some() => {
+            tracing::warn!(
+                flow = turn.flow.as_deref(),
+                node = turn.node.as_deref(),
+                chars = body.chars().count(),
+                "a turn's texts ran past Twilio's 1,600 characters; the reply was cut"
+            );
+            let mut cut_body = body[..cut].to_owned();
+            cut_body.push('…');
+            cut_body
+        }
+        _ => body,
+    }
 }
 
 impl Flow for FileFlows {
@@ -180,5 +202,39 @@ impl Flow for FileFlows {
                 outcome: turn.outcome.as_str(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flows::engine::run::Outcome;
+
+    fn turn(texts: &[&str]) -> Turn {
+        Turn {
+            texts: texts.iter().map(|t| (*t).to_owned()).collect(),
+            media: Vec::new(),
+            outcome: Outcome::Answered,
+            flow: Some("f".into()),
+            node: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_turn_is_one_message_and_an_empty_turn_is_no_message() {
+        let xml = twiml(&turn(&["One.", "Two?"])).to_xml();
+        assert!(xml.ends_with("<Response><Message>One.\n\nTwo?</Message></Response>"), "{xml}");
+        assert!(twiml(&turn(&[])).is_empty());
+    }
+
+    #[test]
+    fn a_reply_past_twilios_limit_is_cut_to_it() {
+        let exactly = "é".repeat(MAX_BODY_CHARS);
+        assert_eq!(within_twilios_limit(exactly.clone(), &turn(&[])), exactly);
+        let over = "é".repeat(MAX_BODY_CHARS + 1);
+        let cut = within_twilios_limit(over, &turn(&[]));
+        assert_eq!(cut.chars().count(), MAX_BODY_CHARS);
+        assert!(cut.ends_with("é…"));
     }
 }
