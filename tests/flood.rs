@@ -217,7 +217,9 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
         "kept alive past the header timeout"
     );
     let idle_from = Instant::now();
-    let closed = read_within(&mut stream, &mut buf).await.map_or(true, |n| n == 0);
+    let closed = read_within(&mut stream, &mut buf)
+        .await
+        .map_or(true, |n| n == 0);
     let idled = idle_from.elapsed();
     eprintln!("idle connection closed after {idled:?} (idle timeout 2 s)");
     assert!(closed);

@@ -224,7 +224,10 @@ mod tests {
     #[test]
     fn a_turn_is_one_message_and_an_empty_turn_is_no_message() {
         let xml = twiml(&turn(&["One.", "Two?"])).to_xml();
-        assert!(xml.ends_with("<Response><Message>One.\n\nTwo?</Message></Response>"), "{xml}");
+        assert!(
+            xml.ends_with("<Response><Message>One.\n\nTwo?</Message></Response>"),
+            "{xml}"
+        );
         assert!(twiml(&turn(&[])).is_empty());
     }
 

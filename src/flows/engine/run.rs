@@ -25,7 +25,7 @@ use super::definition::{Ask, Bound, Node};
 use super::input::Parsed;
 use super::load::{Flow, FlowSet, NodeRef};
 use super::routing::{AskExpect, Compiled, ExpectKind, with_bounds};
-use super::template::{Context, typed};
+use super::template::{Context, is_template, typed};
 use super::{DateOrder, Env};
 use crate::flows::compliance::{self, Verdict};
 use crate::session::SessionData;
@@ -590,6 +590,9 @@ impl<'a> Run<'a> {
     }
 
     fn render<'s>(&mut self, source: &'s str) -> Result<Cow<'s, str>, Stop> {
+        if !is_template(source) {
+            return Ok(Cow::Borrowed(source)); // plain text needs no context
+        }
         let templates = self.set.templates();
         let context = self.context();
         templates

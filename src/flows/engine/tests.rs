@@ -360,14 +360,17 @@ impl Args<'_> {
 fn any_word(input: &str, pins: &[String]) -> Option<Match> {
     let found: Vec<&str> = words(input.trim())
         .into_iter()
-        .filter(|w| pins.contains(&fold(w)))
+        .filter(|w| {
+            let folded = fold(w);
+            pins.iter().any(|pin| *pin == *folded)
+        })
         .collect();
     (!found.is_empty()).then(|| Match::of(found.join(" ")))
 }
 
 fn all_words(input: &str, pins: &[String]) -> Option<Match> {
     let hays = words(input.trim());
-    let folded: Vec<String> = hays.iter().map(|w| fold(w)).collect();
+    let folded: Vec<String> = hays.iter().map(|w| fold(w).into_owned()).collect();
     if !pins.iter().all(|p| folded.contains(p)) {
         return None;
     }
@@ -384,14 +387,14 @@ fn all_words(input: &str, pins: &[String]) -> Option<Match> {
 /// partial match, so it misses `"a b"` in `"a a b"`; this does not.)
 fn phrase(input: &str, pins: &[String]) -> Option<Match> {
     let hays = words(input.trim());
-    let folded: Vec<String> = hays.iter().map(|w| fold(w)).collect();
+    let folded: Vec<String> = hays.iter().map(|w| fold(w).into_owned()).collect();
     let start = folded.windows(pins.len()).position(|w| w == pins)?;
     Some(Match::of(hays[start..start + pins.len()].join(" ")))
 }
 
 fn only_phrase(input: &str, pins: &[String]) -> Option<Match> {
     let hays = words(input.trim());
-    let same = hays.len() == pins.len() && hays.iter().zip(pins).all(|(h, p)| fold(h) == *p);
+    let same = hays.len() == pins.len() && hays.iter().zip(pins).all(|(h, p)| *fold(h) == **p);
     same.then(|| Match::of(hays.join(" ")))
 }
 
