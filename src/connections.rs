@@ -10,8 +10,9 @@
 //!   byte; one that sends nothing after a reply is closed after `server.idle_timeout`;
 //! - a request head is read into a buffer of at most [`HEAD_BUFFER`] bytes (431 past that);
 //! - accept errors (EMFILE and the like) are logged, counted and backed off from, never a spin;
-//! - on shutdown the loop stops accepting, connections waiting for a head are closed, requests
-//!   in flight finish, and after `drain` the server returns whatever is left.
+//! - on shutdown the loop stops accepting, connections waiting for a head are closed (at their
+//!   watchdog's next look, within a second), requests in flight finish, and after `drain` the
+//!   server returns whatever is left.
 //!
 //! The deadlines are kept by a watchdog per connection that looks at the connection's phase a
 //! few times per timeout, not by a timer per request: a webhook only stores its phase, so
@@ -21,7 +22,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -31,7 +32,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::front::Front;
@@ -93,7 +94,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let (stop, stopping) = watch::channel(false);
+    let stopping = Arc::new(AtomicBool::new(false));
     let mut builder = http1::Builder::new();
     builder.max_buf_size(HEAD_BUFFER).keep_alive(true);
     let connection = Arc::new(Connection {
@@ -133,7 +134,7 @@ pub async fn serve(
         }
     }
     drop(listener);
-    let _ = stop.send(true);
+    stopping.store(true, Ordering::Relaxed);
     drain(&slots, limits).await;
     Ok(())
 }
@@ -193,12 +194,17 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(&self, stream: TcpStream, stopping: watch::Receiver<bool>) {
+    async fn run(&self, stream: TcpStream, stopping: Arc<AtomicBool>) {
         let _open = self.metrics.as_deref().map(Metrics::connection_open);
         self.answer(stream, stopping).await;
     }
 
-    async fn answer(&self, stream: TcpStream, mut stopping: watch::Receiver<bool>) {
+    /// Serves the connection, and at each of the watchdog's looks closes it if its deadline
+    /// has passed, or starts draining it once the server stops.
+    ///
+    /// Shutdown is noticed at the next look, within a second, rather than by polling a
+    /// channel: that would lock the channel's waiter list at every wake-up of every connection.
+    async fn answer(&self, stream: TcpStream, stopping: Arc<AtomicBool>) {
         let phase = Arc::new(Phase::default());
         let io = TokioIo::new(Tracked {
             stream,
@@ -226,13 +232,13 @@ impl Connection {
                         tracing::debug!(phase = expired, "connection closed: deadline passed");
                         return;
                     }
-                }
-                _ = stopping.changed(), if !draining => {
-                    if phase.load() & BUSY == 0 {
-                        return; // nothing in flight: close now
+                    if !draining && stopping.load(Ordering::Relaxed) {
+                        if phase.load() & BUSY == 0 {
+                            return; // nothing in flight: close now
+                        }
+                        connection.as_mut().graceful_shutdown();
+                        draining = true;
                     }
-                    connection.as_mut().graceful_shutdown();
-                    draining = true;
                 }
             }
         }

@@ -53,7 +53,10 @@ fn ascii_words(text: &str) -> Vec<&str> {
 
 /// A word in the form words are compared in; borrowed when it is that already.
 pub(crate) fn fold(word: &str) -> Cow<'_, str> {
-    if word.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+    if word
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
         Cow::Borrowed(word)
     } else {
         Cow::Owned(word.to_lowercase())
@@ -62,7 +65,10 @@ pub(crate) fn fold(word: &str) -> Cow<'_, str> {
 
 /// The folded words of `text`.
 pub(crate) fn folded_words(text: &str) -> Vec<String> {
-    words(text).into_iter().map(|w| fold(w).into_owned()).collect()
+    words(text)
+        .into_iter()
+        .map(|w| fold(w).into_owned())
+        .collect()
 }
 
 /// The zero of each block of decimal digits that is read as 0–9 (goflow maps Arabic-Indic,
