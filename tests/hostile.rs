@@ -241,7 +241,7 @@ fn body_cases(ctx: &Ctx) -> Vec<Case> {
             .signed(ctx)
             .case("percent-encoded invalid UTF-8 numbers", Expect::Status(400)),
         post("/sms")
-            .form([pair_form(&[]), b"&%F0%9F=%91%8D&Body=%C3&%A9".to_vec()].concat())
+            .form([pair_form(&[]), b"&%F0%9F=%91%8D&Note=%C3&%A9".to_vec()].concat())
             .signed(ctx)
             .case(
                 "a character split between a key and its value (found by the fuzzer)",

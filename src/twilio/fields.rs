@@ -68,26 +68,29 @@ impl Shape {
     }
 }
 
-/// The shaped parameters of a messaging webhook: each one's index (for the seen-once bits)
-/// and shape. A `match`, not a table scan: it runs for every parameter of every webhook.
-fn shape_of(key: &str) -> Option<(u32, Shape)> {
+/// The parameters this module knows: each one's index (its bit in the seen-once and required
+/// masks) and its shape, if Twilio gives it one. A `match`, not a table scan: it runs for every
+/// parameter of every webhook.
+fn known(key: &str) -> Option<(u32, Option<Shape>)> {
     Some(match key {
-        "MessageSid" => (0, Shape::Sid(None)),
-        "SmsSid" => (1, Shape::Sid(None)),
-        "SmsMessageSid" => (2, Shape::Sid(None)),
-        "AccountSid" => (3, Shape::Sid(Some(*b"AC"))),
-        "MessagingServiceSid" => (4, Shape::Sid(Some(*b"MG"))),
-        "ApiVersion" => (5, Shape::Date),
-        "NumMedia" => (6, Shape::Count(100)),
-        "NumSegments" => (7, Shape::Count(1_000)),
-        "From" => (8, Shape::Address),
-        "To" => (9, Shape::Address),
+        "MessageSid" => (0, Some(Shape::Sid(None))),
+        "SmsSid" => (1, Some(Shape::Sid(None))),
+        "SmsMessageSid" => (2, Some(Shape::Sid(None))),
+        "AccountSid" => (3, Some(Shape::Sid(Some(*b"AC")))),
+        "MessagingServiceSid" => (4, Some(Shape::Sid(Some(*b"MG")))),
+        "ApiVersion" => (5, Some(Shape::Date)),
+        "NumMedia" => (6, Some(Shape::Count(100))),
+        "NumSegments" => (7, Some(Shape::Count(1_000))),
+        "From" => (8, Some(Shape::Address)),
+        "To" => (9, Some(Shape::Address)),
+        "Body" => (10, None),
+        "MessageStatus" => (11, None),
         _ => return None,
     })
 }
 
-/// The names of [`shape_of`]'s indexes.
-const SHAPED: [&str; 10] = [
+/// The names of [`known`]'s indexes.
+const KNOWN: [&str; 12] = [
     "MessageSid",
     "SmsSid",
     "SmsMessageSid",
@@ -98,7 +101,14 @@ const SHAPED: [&str; 10] = [
     "NumSegments",
     "From",
     "To",
+    "Body",
+    "MessageStatus",
 ];
+
+/// The bit of [`known`]'s index for `name`.
+const fn bit(index: u32) -> u32 {
+    1 << index
+}
 
 /// Which webhook the parameters claim to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,47 +118,50 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// What such a webhook always carries (an inbound `Body` may be empty, but it is there).
-    fn required(self) -> &'static [&'static str] {
+    /// What such a webhook always carries, as bits of [`known`]'s indexes (an inbound `Body`
+    /// may be empty, but it is there).
+    fn required(self) -> u32 {
         match self {
-            Self::Inbound => &["MessageSid", "AccountSid", "From", "To", "Body", "NumMedia"],
-            Self::Status => &["MessageSid", "AccountSid", "MessageStatus"],
+            // MessageSid, AccountSid, From, To, Body, NumMedia
+            Self::Inbound => bit(0) | bit(3) | bit(8) | bit(9) | bit(10) | bit(6),
+            // MessageSid, AccountSid, MessageStatus
+            Self::Status => bit(0) | bit(3) | bit(11),
         }
     }
 }
 
-/// Checks every shaped parameter, that none is repeated, that the required ones are present,
-/// and, when `account` is set, that the webhook is for that account.
+/// Checks every shaped parameter, that no known one is repeated, that the required ones are
+/// present, and, when `account` is set, that the webhook is for that account.
 pub fn check<'a>(
     pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     kind: Kind,
     account: Option<&str>,
 ) -> Result<(), FieldError> {
-    let required = kind.required();
-    // One bit per shaped parameter seen, and one per entry of `required` present.
     let mut seen = 0u32;
-    let mut present = 0u32;
     for (key, value) in pairs {
-        if let Some((index, shape)) = shape_of(key) {
-            let name = SHAPED[index as usize];
-            if seen & (1 << index) != 0 {
-                return Err(FieldError::Repeated(name));
-            }
-            seen |= 1 << index;
-            if !shape.accepts(value) {
-                return Err(FieldError::Malformed(name, shape.describe()));
-            }
-            if index == 3 && account.is_some_and(|expected| expected != value) {
-                return Err(FieldError::OtherAccount);
-            }
+        let Some((index, shape)) = known(key) else {
+            continue;
+        };
+        let name = KNOWN[index as usize];
+        if seen & bit(index) != 0 {
+            return Err(FieldError::Repeated(name));
         }
-        if let Some(index) = required.iter().position(|name| *name == key) {
-            present |= 1 << index;
+        seen |= bit(index);
+        if let Some(shape) = shape
+            && !shape.accepts(value)
+        {
+            return Err(FieldError::Malformed(name, shape.describe()));
+        }
+        if index == 3 && account.is_some_and(|expected| expected != value) {
+            return Err(FieldError::OtherAccount);
         }
     }
-    match (0..required.len()).find(|index| present & (1 << index) == 0) {
-        Some(index) => Err(FieldError::Missing(required[index])),
-        None => Ok(()),
+    let missing = kind.required() & !seen;
+    match missing {
+        0 => Ok(()),
+        _ => Err(FieldError::Missing(
+            KNOWN[missing.trailing_zeros() as usize],
+        )),
     }
 }
 
@@ -290,13 +303,24 @@ mod tests {
 
     #[test]
     fn required_parameters_must_be_present_and_single() {
-        for required in Kind::Inbound.required() {
+        for required in ["MessageSid", "AccountSid", "From", "To", "Body", "NumMedia"] {
             let mut pairs = inbound(&[]);
-            pairs.retain(|(key, _)| key != required);
-            assert_eq!(checked(&pairs), Err(FieldError::Missing(required)));
+            pairs.retain(|(key, _)| *key != required);
+            assert_eq!(
+                checked(&pairs),
+                Err(FieldError::Missing(required)),
+                "{required}"
+            );
         }
         let pairs = inbound(&[("From", "+14155550111")]);
         assert_eq!(checked(&pairs), Err(FieldError::Repeated("From")));
+    }
+
+    #[test]
+    fn every_known_index_names_its_parameter() {
+        for (index, name) in KNOWN.iter().enumerate() {
+            assert_eq!(known(name).map(|(i, _)| i), Some(index as u32), "{name}");
+        }
     }
 
     #[test]
