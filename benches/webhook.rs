@@ -212,9 +212,9 @@ fn bench_router(c: &mut Criterion, group: &str, new_sessions: bool) {
     group.finish();
 }
 
-/// The flow engine: one step of the shipped booking flow at a realistic `ask` (cases, then a
-/// templated question with the `date` filter next), one at a typed `date` ask, and loading and
-/// checking 100 flow files.
+/// The flow engine: one step at a realistic `ask` of the shipped flows (booking: cases, then a
+/// plain question; a typed `date`, then a question templated with the `date` filter; survey: a
+/// typed number, then a branch on a template), and loading and checking 100 flow files.
 fn flow_engine(c: &mut Criterion) {
     use sms_sessions::flows::engine::load::{LoadOptions, SourceFile, build};
     use sms_sessions::flows::engine::routing::Compiled;
@@ -263,6 +263,20 @@ fn flow_engine(c: &mut Criterion) {
         b.iter_batched(
             || waiting[1].clone(),
             |mut state| step(&set, &settings, &inbound("tue"), &mut state),
+            small,
+        )
+    });
+    // The survey's rating: a typed ask, then a branch on a template with number cases, a set,
+    // and the next question.
+    let survey = include_str!("../config/flows/survey.toml");
+    let survey = build(&[source("survey", survey)], &options, &Compiled).expect("the survey");
+    let mut at_rating = SessionData::default();
+    step(&survey, &settings, &inbound("survey"), &mut at_rating);
+    assert_eq!(at_rating.get("_n"), Some("rating"));
+    group.bench_function("step/ask_then_templated_branch", |b| {
+        b.iter_batched(
+            || at_rating.clone(),
+            |mut state| step(&survey, &settings, &inbound("10"), &mut state),
             small,
         )
     });

@@ -170,21 +170,62 @@ pub struct Context {
 struct Scope {
     vars: BTreeMap<String, Value>,
     input: Value,
-    contact: Value,
-    trigger: Value,
+    /// `contact.from`, `contact.to`: made into an object only when a template asks.
+    from: Value,
+    to: Value,
+    /// `trigger.rest`.
+    trigger_rest: Value,
     attempts: Value,
 }
 
+/// `contact` as templates see it.
+#[derive(Debug)]
+struct Contact {
+    from: Value,
+    to: Value,
+}
+
+impl Object for Contact {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "from" => Some(self.from.clone()),
+            "to" => Some(self.to.clone()),
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["from", "to"])
+    }
+}
+
+/// `trigger` as templates see it.
+#[derive(Debug)]
+struct Trigger {
+    rest: Value,
+}
+
+impl Object for Trigger {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        (key.as_str()? == "rest").then(|| self.rest.clone())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["rest"])
+    }
+}
+
 impl Context {
-    /// A context for the pair `from` → `to` (the texter and the Twilio number).
+    /// A context for the pair `from` → `to` (the texter and the Twilio number). Built only
+    /// when a step renders a template; `contact` and `trigger` become objects only when a
+    /// template reads them.
     pub fn new(from: &str, to: &str) -> Self {
-        let contact = BTreeMap::from([("from", Value::from(from)), ("to", Value::from(to))]);
-        let trigger = BTreeMap::from([("rest", Value::from(""))]);
         let scope = Scope {
             vars: BTreeMap::new(),
             input: Value::from(""),
-            contact: Value::from_object(contact),
-            trigger: Value::from_object(trigger),
+            from: Value::from(from),
+            to: Value::from(to),
+            trigger_rest: Value::from(""),
             attempts: Value::from(0),
         };
         Context {
@@ -203,8 +244,7 @@ impl Context {
 
     /// The words after the trigger keyword.
     pub fn set_trigger_rest(&mut self, rest: &str) {
-        let trigger = BTreeMap::from([("rest", Value::from(rest))]);
-        self.scope().trigger = Value::from_object(trigger);
+        self.scope().trigger_rest = Value::from(rest);
     }
 
     pub fn set_attempts(&mut self, attempts: u32) {
@@ -249,8 +289,13 @@ impl Object for Scope {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match key.as_str()? {
             "input" => Some(self.input.clone()),
-            "contact" => Some(self.contact.clone()),
-            "trigger" => Some(self.trigger.clone()),
+            "contact" => Some(Value::from_object(Contact {
+                from: self.from.clone(),
+                to: self.to.clone(),
+            })),
+            "trigger" => Some(Value::from_object(Trigger {
+                rest: self.trigger_rest.clone(),
+            })),
             "attempts" => Some(self.attempts.clone()),
             name => self.vars.get(name).cloned(),
         }
