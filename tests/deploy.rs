@@ -6,14 +6,14 @@ mod common_spawn;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use common::{
     ACCOUNT_SID, SECRET, TOKEN, TestServer, form, message_text, post_signed, set_cookie, text,
 };
-use common_spawn::{Finished, Server};
+use common_spawn::{Finished, Server, TempDir};
 use http_body_util::Full;
 use hyper::Request;
 use sms_sessions::app::AppState;
@@ -24,35 +24,6 @@ use sms_sessions::twilio::signature::AuthToken;
 const ME: &str = "+14155550199";
 const TWILIO: &str = "+14155550100";
 const WAIT: Duration = Duration::from_secs(15);
-
-/// A scratch directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "sms-sessions-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        Self(path)
-    }
-
-    fn write(&self, name: &str, contents: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).expect("write temp file");
-        path.display().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Serves with JSON logs, plus `extra` env, in `dir`; every line up to "listening" is JSON.
 fn serve(extra: &[(&str, &str)], dir: &Path) -> Server {

@@ -7,12 +7,11 @@
 mod common;
 mod common_spawn;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use common::{Phone, SECRET, TOKEN, TestServer, text};
-use common_spawn::{Server, run_within};
+use common_spawn::{Server, TempDir, run_within};
 use http_body_util::Full;
 use hyper::Request;
 use sms_sessions::client::http::{self, Reply};
@@ -73,37 +72,6 @@ async fn shipped(env: &[(&str, &str)]) -> TestServer {
         ("SMS_SESSIONS_FLOWS_DIR", dir.as_str()),
     ]);
     TestServer::start(&all).await
-}
-
-/// A scratch directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "sms-sessions-flows-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        Self(path)
-    }
-
-    fn write(&self, name: &str, contents: &str) {
-        std::fs::write(self.0.join(name), contents).expect("write temp file");
-    }
-
-    fn display(&self) -> String {
-        self.0.display().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 async fn get(url: &str) -> Reply {
