@@ -43,6 +43,12 @@ impl Number {
 
     /// Every number in `text`, in order.
     pub(crate) fn find_all(text: &str) -> Vec<Number> {
+        // The commonest reply to a number question is a bare number: no search needed.
+        let bare = text.trim();
+        if !bare.is_empty() && bare.len() <= MAX_DIGITS && bare.bytes().all(|b| b.is_ascii_digit())
+        {
+            return from_match(bare).into_iter().collect();
+        }
         let text = ascii_digits(text);
         NUMBER
             .find_iter(&text)
@@ -92,13 +98,24 @@ fn from_match(s: &str) -> Option<Number> {
         _ => (false, s),
     };
     let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
-    let int: String = int.chars().filter(char::is_ascii_digit).collect();
-    let int = int.trim_start_matches('0').to_owned();
-    let frac = frac.trim_end_matches('0').to_owned();
-    let significant = format!("{int}{frac}");
-    if significant.trim_start_matches('0').len() > MAX_DIGITS {
+    let int: String = int
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .skip_while(|&b| b == b'0')
+        .map(char::from)
+        .collect();
+    let frac = frac.trim_end_matches('0');
+    // Significant digits: the integer part (no leading zeros) and the fraction, or the
+    // fraction alone from its first non-zero digit.
+    let significant = if int.is_empty() {
+        frac.trim_start_matches('0').len()
+    } else {
+        int.len() + frac.len()
+    };
+    if significant > MAX_DIGITS {
         return None;
     }
+    let frac = frac.to_owned();
     let number = Number {
         negative,
         int,
