@@ -194,6 +194,7 @@ pub fn step(
         turn: Turn::new(Outcome::Idle),
         context: None,
         trigger_rest: "",
+        env: None,
     };
     run.step();
     run.finish()
@@ -210,6 +211,9 @@ struct Run<'a> {
     context: Option<Context>,
     /// The words after the keyword that started the flow, for `trigger.rest`.
     trigger_rest: &'a str,
+    /// The reading environment, worked out once per step (and again only if the step moves
+    /// to another flow).
+    env: Option<(String, Env)>,
 }
 
 /// Why nodes stopped running early.
@@ -320,7 +324,7 @@ impl<'a> Run<'a> {
         let Node::Ask(ask) = waiting.node else {
             unreachable!("only an ask waits");
         };
-        let env = env(flow, self.inbound.now);
+        let env = self.env(flow);
         let reading = self.read(ask, waiting.expect, &env);
         let reading = match reading {
             Ok(reading) => reading,
@@ -497,7 +501,7 @@ impl<'a> Run<'a> {
             }
             Node::Branch(branch) => {
                 let on = self.render(&branch.on)?.into_owned();
-                let env = env(flow, self.inbound.now);
+                let env = self.env(flow);
                 let case = branch
                     .cases
                     .iter()
@@ -569,6 +573,18 @@ impl<'a> Run<'a> {
         // A context built already sees the new value; one built later reads it from the state.
         if let Some(context) = &mut self.context {
             context.set(name, typed(value));
+        }
+    }
+
+    /// [`env`] for `flow`, from the step's cache.
+    fn env(&mut self, flow: &Flow<Compiled>) -> Env {
+        match &self.env {
+            Some((name, env)) if name == flow.name() => env.clone(),
+            _ => {
+                let fresh = env(flow, self.inbound.now);
+                self.env = Some((flow.name().to_owned(), fresh.clone()));
+                fresh
+            }
         }
     }
 

@@ -271,8 +271,8 @@ pub fn typed(text: &str) -> Value {
         "false" => return Value::from(false),
         _ => {}
     }
-    if let Ok(n) = text.parse::<i64>()
-        && n.to_string() == text
+    if is_canonical_integer(text)
+        && let Ok(n) = text.parse::<i64>()
     {
         return Value::from(n);
     }
@@ -283,6 +283,16 @@ pub fn typed(text: &str) -> Value {
         return Value::from(x);
     }
     Value::from(text)
+}
+
+/// Whether `text` is an integer as it prints (`7`, `-2`, `0`; not `+7`, `007` or `-0`),
+/// checked without printing it.
+fn is_canonical_integer(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+        && text != "-0"
 }
 
 impl Object for Scope {
@@ -337,6 +347,18 @@ mod tests {
             render(source, &context()).unwrap(),
             "Booked! Cleaning on Tue Mar 10 at 2:00 PM for +14155550199."
         );
+    }
+
+    #[test]
+    fn saved_texts_are_typed_only_when_nothing_is_lost() {
+        assert_eq!(typed("7"), Value::from(7));
+        assert_eq!(typed("-2"), Value::from(-2));
+        assert_eq!(typed("0"), Value::from(0));
+        assert_eq!(typed("1.5"), Value::from(1.5));
+        assert_eq!(typed("true"), Value::from(true));
+        for text in ["007", "+7", "+14155550100", "1e3", "12abc", "", "-"] {
+            assert_eq!(typed(text), Value::from(text), "{text:?}");
+        }
     }
 
     #[test]
