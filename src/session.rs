@@ -62,6 +62,20 @@ impl SessionData {
         self.entries.insert(key.into(), value.to_string());
     }
 
+    /// [`set`](Self::set), reusing the entry's allocations when `key` is there already.
+    pub fn put(&mut self, key: &str, value: impl fmt::Display) {
+        use fmt::Write as _;
+        match self.entries.get_mut(key) {
+            Some(slot) => {
+                slot.clear();
+                let _ = write!(slot, "{value}");
+            }
+            None => {
+                self.entries.insert(key.to_owned(), value.to_string());
+            }
+        }
+    }
+
     pub fn remove(&mut self, key: &str) -> Option<String> {
         self.entries.remove(key)
     }

@@ -305,7 +305,6 @@ impl<'a> Run<'a> {
         self.turn.outcome = Outcome::Expired;
         match &flow.def.on_expire {
             Some(node) => {
-                self.clear_wait();
                 self.run_from(flow, node);
             }
             None => {
@@ -340,7 +339,6 @@ impl<'a> Run<'a> {
                 if let Some(name) = &ask.save {
                     self.save(name, &saved);
                 }
-                self.clear_wait();
                 let next = next.to_owned();
                 self.run_from(flow, &next);
             }
@@ -415,7 +413,6 @@ impl<'a> Run<'a> {
         let attempts = self.state.get_parsed::<u32>(ATTEMPTS).unwrap_or(0) + 1;
         if attempts >= ask.max_attempts {
             self.turn.outcome = Outcome::Failed;
-            self.clear_wait();
             match &ask.on_fail {
                 Some(next) => {
                     let next = next.clone();
@@ -533,18 +530,14 @@ impl<'a> Run<'a> {
     }
 
     /// The flow waits at the ask `node`.
+    ///
+    /// Every run of nodes ends here or in [`end_flow`](Self::end_flow), so the keys of the
+    /// ask the step started at are overwritten in place rather than removed first.
     fn wait_at(&mut self, node: &str, attempts: u32) {
-        self.state.set(NODE, node);
-        self.state.set(ATTEMPTS, attempts);
-        self.state.set(SINCE, self.inbound.now.as_second());
+        self.state.put(NODE, node);
+        self.state.put(ATTEMPTS, attempts);
+        self.state.put(SINCE, self.inbound.now.as_second());
         self.turn.node = Some(node.to_owned());
-    }
-
-    /// The flow no longer waits at an ask (it routes on, or ends).
-    fn clear_wait(&mut self) {
-        for key in [NODE, ATTEMPTS, SINCE] {
-            self.state.remove(key);
-        }
     }
 
     /// The flow is over: its state goes.
