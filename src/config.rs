@@ -216,8 +216,8 @@ pub struct FlowConfig {
     pub default: Option<String>,
     /// `flows.max_steps`: nodes run for one inbound text at most (the loop guard).
     pub max_steps: u32,
-    /// `flows.timezone`: for flows that name none (IANA name).
-    pub timezone: String,
+    /// `flows.timezone`: for flows that name none.
+    pub timezone: jiff::tz::TimeZone,
     /// `compliance.help_reply`: the answer to HELP / INFO; unset, Twilio's own answers.
     pub help_reply: Option<String>,
 }
@@ -434,7 +434,7 @@ impl Config {
             self.flow.dir.display().to_string(),
             self.flow.default.as_deref().unwrap_or(""),
             self.flow.max_steps,
-            self.flow.timezone,
+            self.flow.timezone.iana_name().unwrap_or("UTC"),
             self.flow.help_reply.as_deref().unwrap_or(""),
             match self.log_format {
                 LogFormat::Text => "text",
@@ -888,15 +888,15 @@ impl RawFlow {
         if !(1..=1_000).contains(&max_steps) {
             return Err(error("flows.max_steps", "must be between 1 and 1000"));
         }
-        let timezone = flows.timezone.unwrap_or_else(|| "UTC".into());
-        if jiff::tz::TimeZone::get(&timezone).is_err() {
-            return Err(error(
+        let name = flows.timezone.unwrap_or_else(|| "UTC".into());
+        let timezone = jiff::tz::TimeZone::get(&name).map_err(|_| {
+            error(
                 "flows.timezone",
                 format!(
-                    "{timezone:?} is not a time zone this system knows (IANA names, e.g. America/New_York)"
+                    "{name:?} is not a time zone this system knows (IANA names, e.g. America/New_York)"
                 ),
-            ));
-        }
+            )
+        })?;
         let non_empty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
         Ok(FlowConfig {
             kind,
@@ -1310,8 +1310,8 @@ mod tests {
         assert_eq!(config.flow.default.as_deref(), Some("menu"));
         assert_eq!(config.flow.help_reply.as_deref(), Some("Call us"));
         assert_eq!(
-            (config.flow.max_steps, config.flow.timezone.as_str()),
-            (50, "UTC")
+            (config.flow.max_steps, config.flow.timezone.iana_name()),
+            (50, Some("UTC"))
         );
         let shown = config.redacted_toml();
         assert!(

@@ -11,9 +11,8 @@ use crate::flows::engine::graph;
 use crate::flows::engine::load::{FlowSet, load_dir_with, load_paths_with};
 use crate::flows::engine::problem::Problem;
 use crate::flows::engine::routing::Compiled;
-use crate::flows::engine::run::Settings;
 use crate::flows::engine::transcript;
-use crate::flows::files::load_options;
+use crate::flows::files::{load_options, settings};
 
 #[derive(Debug, Args)]
 pub struct FlowArgs {
@@ -124,12 +123,7 @@ fn check(config: &Config, paths: &[PathBuf]) -> ExitCode {
 }
 
 fn test(config: &Config, paths: &[PathBuf]) -> ExitCode {
-    let settings = Settings {
-        default_flow: config.flow.default.clone(),
-        max_steps: config.flow.max_steps,
-        help_reply: config.flow.help_reply.clone(),
-        cookie_name: Some(config.session.cookie_name.clone()),
-    };
+    let settings = settings(&config.flow, &config.session);
     let (mut passed, mut failed) = (0, 0);
     for (name, set) in load(config, paths) {
         let set = match set {

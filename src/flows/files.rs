@@ -3,7 +3,7 @@
 //! webhook with the clock read here, and the turn as one TwiML `<Message>`.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use jiff::Timestamp;
@@ -60,7 +60,38 @@ pub fn load_options(flows: &FlowConfig, session: &SessionConfig) -> LoadOptions 
         check: CheckOptions {
             session_ttl: Some(session.ttl),
         },
-        timezone: jiff::tz::TimeZone::get(&flows.timezone).unwrap_or(jiff::tz::TimeZone::UTC),
+        timezone: flows.timezone.clone(),
+    }
+}
+
+/// What a step needs from this configuration.
+pub fn settings(flows: &FlowConfig, session: &SessionConfig) -> Settings {
+    Settings {
+        default_flow: flows.default.clone(),
+        max_steps: flows.max_steps,
+        help_reply: flows.help_reply.clone(),
+        cookie_name: Some(session.cookie_name.clone()),
+    }
+}
+
+/// Loads and checks every flow of `dir`, and that `default` (`flows.default`) is one of them;
+/// every problem of every file on failure.
+fn load_set(
+    dir: &Path,
+    options: &LoadOptions,
+    default: Option<&str>,
+) -> Result<FlowSet<Compiled>, LoadError> {
+    let set = load_dir_with(dir, options, &Compiled).map_err(LoadError)?;
+    match default {
+        Some(default) if set.flow(default).is_none() => Err(LoadError(vec![Problem {
+            file: dir.display().to_string(),
+            at: None,
+            node: None,
+            message: format!(
+                "flows.default names {default:?}, which no file in the directory defines"
+            ),
+        }])),
+        _ => Ok(set),
     }
 }
 
@@ -68,25 +99,8 @@ impl FileFlows {
     /// Loads and checks every flow of `flows.dir`; every problem of every file on failure.
     pub fn load(flows: &FlowConfig, session: &SessionConfig) -> Result<Self, LoadError> {
         let options = load_options(flows, session);
-        let set = load_dir_with(&flows.dir, &options, &Compiled).map_err(LoadError)?;
-        if let Some(default) = &flows.default
-            && set.flow(default).is_none()
-        {
-            let message =
-                format!("flows.default names {default:?}, which no file in the directory defines");
-            return Err(LoadError(vec![Problem {
-                file: flows.dir.display().to_string(),
-                at: None,
-                node: None,
-                message,
-            }]));
-        }
-        let settings = Settings {
-            default_flow: flows.default.clone(),
-            max_steps: flows.max_steps,
-            help_reply: flows.help_reply.clone(),
-            cookie_name: Some(session.cookie_name.clone()),
-        };
+        let settings = settings(flows, session);
+        let set = load_set(&flows.dir, &options, settings.default_flow.as_deref())?;
         Ok(FileFlows {
             set: RwLock::new(Arc::new(set)),
             settings,
@@ -98,18 +112,8 @@ impl FileFlows {
     /// Loads the directory again and swaps the new set in; a set with problems is refused and
     /// the old one kept. Webhooks in flight finish on the set they started with.
     pub fn reload(&self) -> Result<usize, LoadError> {
-        let set = load_dir_with(&self.dir, &self.options, &Compiled).map_err(LoadError)?;
-        if let Some(default) = &self.settings.default_flow
-            && set.flow(default).is_none()
-        {
-            let message = format!("flows.default names {default:?}, which is no longer defined");
-            return Err(LoadError(vec![Problem {
-                file: self.dir.display().to_string(),
-                at: None,
-                node: None,
-                message,
-            }]));
-        }
+        let default = self.settings.default_flow.as_deref();
+        let set = load_set(&self.dir, &self.options, default)?;
         let count = set.flows().count();
         *self
             .set
