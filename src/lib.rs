@@ -16,6 +16,7 @@
 //! | [`twilio::inbound`] | typed inbound message and status callback |
 //! | [`twilio::twiml`] | the `MessagingResponse` builder (byte-compatible with twilio-python) |
 //! | [`session`] | the signed, pair-bound, time-stamped cookie codec and the flow-visible state |
+//! | [`toml_spans`] | line, column and key path of a byte in TOML text, for config and flow errors |
 //! | [`flows`] | the `Flow` trait and the tutorial flows |
 //! | [`config`] | typed configuration: embedded default, file, environment |
 //! | [`app`] | state, the routes, serve with graceful shutdown |
@@ -40,6 +41,7 @@ pub mod logging;
 pub mod metrics;
 pub mod routes;
 pub mod session;
+pub mod toml_spans;
 pub mod twilio;
 
 /// The README's Rust examples compile as doctests, so the README stays true.

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use toml::de::{DeTable, DeValue};
+use toml::de::DeTable;
+
+use crate::toml_spans::{Items, line_column, path_at};
 
 use super::{ConfigError, Raw};
 
@@ -33,48 +35,12 @@ fn located(file: &str, text: &str, error: &toml::de::Error) -> ConfigError {
     }
 }
 
-/// 1-based line and column (in characters) of byte `at`; the end of the input counts as its
-/// last character (after the final newline there is nothing to point at).
-fn line_column(text: &str, at: usize) -> (usize, usize) {
-    let mut at = at.min(text.len().saturating_sub(1));
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    let before = &text[..at];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = before.matches('\n').count() + 1;
-    (line, before[line_start..].chars().count() + 1)
-}
-
 /// The dotted key whose key or value holds byte `at`, the innermost one; for a syntax error,
 /// the key of the line being read.
 fn key_at(text: &str, at: usize) -> Option<String> {
     let (table, _) = DeTable::parse_recoverable(text);
-    let found = path_in_table(table.get_ref(), at).map(|path| path.join("."));
+    let found = path_at(table.get_ref(), at, Items::Unnamed).map(|path| path.join("."));
     found.or_else(|| key_of_line(text, at))
-}
-
-fn path_in_table(table: &DeTable<'_>, at: usize) -> Option<Vec<String>> {
-    for (key, value) in table {
-        let inner = path_in_value(value.get_ref(), at);
-        if inner.is_some() || key.span().contains(&at) || value.span().contains(&at) {
-            let mut path = vec![key.get_ref().to_string()];
-            path.extend(inner.unwrap_or_default());
-            return Some(path);
-        }
-    }
-    None
-}
-
-fn path_in_value(value: &DeValue<'_>, at: usize) -> Option<Vec<String>> {
-    match value {
-        DeValue::Table(table) => path_in_table(table, at),
-        DeValue::Array(array) => array.iter().find_map(|item| {
-            let inner = path_in_value(item.get_ref(), at);
-            inner.or_else(|| item.span().contains(&at).then(Vec::new))
-        }),
-        _ => None,
-    }
 }
 
 /// For a line that failed to parse: `[table]` above it, plus what precedes its `=` when that

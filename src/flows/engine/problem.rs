@@ -8,6 +8,8 @@ use std::fmt;
 
 use toml::de::{DeTable, DeValue};
 
+use crate::toml_spans::{Items, line_column, path_at};
+
 /// One thing wrong with a flow file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -89,7 +91,7 @@ impl Source<'_> {
     /// numbered.
     pub fn path_at(&self, at: usize) -> Vec<String> {
         let (root, _) = DeTable::parse_recoverable(self.text);
-        path_in_table(root.get_ref(), at).unwrap_or_default()
+        path_at(root.get_ref(), at, Items::Numbered).unwrap_or_default()
     }
 
     /// The node whose `[nodes.NAME]` header is the last one above byte `at`: for a syntax
@@ -102,47 +104,6 @@ impl Source<'_> {
             Some(name.trim().trim_matches('"').to_owned())
         })
     }
-}
-
-fn path_in_table(table: &DeTable<'_>, at: usize) -> Option<Vec<String>> {
-    table.iter().find_map(|(key, value)| {
-        let inner = path_in_value(value.get_ref(), at);
-        let here = key.span().contains(&at) || value.span().contains(&at);
-        (inner.is_some() || here).then(|| {
-            let mut path = vec![key.get_ref().to_string()];
-            path.extend(inner.unwrap_or_default());
-            path
-        })
-    })
-}
-
-fn path_in_value(value: &DeValue<'_>, at: usize) -> Option<Vec<String>> {
-    match value {
-        DeValue::Table(table) => path_in_table(table, at),
-        DeValue::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
-            let inner = path_in_value(item.get_ref(), at);
-            let here = item.span().contains(&at);
-            (inner.is_some() || here).then(|| {
-                let mut path = vec![i.to_string()];
-                path.extend(inner.unwrap_or_default());
-                path
-            })
-        }),
-        _ => None,
-    }
-}
-
-/// 1-based line and column (in characters) of byte `at`; past the end counts as the last
-/// character.
-pub fn line_column(text: &str, at: usize) -> (usize, usize) {
-    let mut at = at.min(text.len().saturating_sub(1));
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    let before = &text[..at];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = before.matches('\n').count() + 1;
-    (line, before[line_start..].chars().count() + 1)
 }
 
 #[cfg(test)]
@@ -184,12 +145,5 @@ mod tests {
     fn node_above_reads_the_last_node_header() {
         assert_eq!(source().node_above(TEXT.len()), Some("a".into()));
         assert_eq!(source().node_above(3), None);
-    }
-
-    #[test]
-    fn line_column_counts_characters_and_clamps() {
-        assert_eq!(line_column("é=1\nab", 5), (2, 1));
-        assert_eq!(line_column("ab", 99), (1, 2));
-        assert_eq!(line_column("", 0), (1, 1));
     }
 }
