@@ -6,9 +6,8 @@
 mod common;
 mod common_spawn;
 
-use common::{SECRET, TOKEN, TestServer, codec, counted, message_text, post_signed};
+use common::{SECRET, TOKEN, TestServer, codec, counted, message_text, post_text};
 use sms_sessions::client::http::Reply;
-use sms_sessions::client::params::{PLACEHOLDER_ACCOUNT_SID, Text, for_text, new_message_sid};
 use sms_sessions::routes::sms::unix_now;
 use sms_sessions::session::Pair;
 
@@ -29,19 +28,8 @@ fn cookie(n: u32, ago: u64) -> String {
 
 /// A signed text from the pair with every parameter Twilio sends, and these `Cookie` headers.
 async fn text(url: &str, cookies: &[&str]) -> Reply {
-    let text = Text {
-        from: ME,
-        to: TWILIO,
-        body: "again",
-        media: &[],
-    };
-    let params = for_text(&text, &new_message_sid(false), PLACEHOLDER_ACCOUNT_SID);
-    let pairs: Vec<(&str, &str)> = params
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     let headers: Vec<(&str, &str)> = cookies.iter().map(|c| ("cookie", *c)).collect();
-    let reply = post_signed(url, url, &pairs, TOKEN, &headers).await;
+    let reply = post_text(url, ME, TWILIO, "again", &headers).await;
     assert_eq!(reply.status, 200);
     reply
 }

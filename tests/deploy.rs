@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use common::{
     ACCOUNT_SID, SECRET, TOKEN, TestServer, form, message_text, post_signed, set_cookie, text,
 };
-use common_spawn::{Finished, Server, TempDir};
+use common_spawn::{Finished, Server, TempDir, json, log_line};
 use http_body_util::Full;
 use hyper::Request;
 use sms_sessions::app::AppState;
@@ -34,23 +34,6 @@ fn serve(extra: &[(&str, &str)], dir: &Path) -> Server {
         json(line);
     }
     server
-}
-
-/// A stdout line, which must be JSON, parsed.
-fn json(line: &str) -> serde_json::Value {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"))
-}
-
-/// Waits for a JSON log line whose `message` starts with `message`; returns it parsed.
-#[track_caller]
-fn log_line(server: &mut Server, message: &str) -> serde_json::Value {
-    server.wait_for(|line| {
-        let parsed = json(line);
-        let wanted = parsed["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with(message));
-        wanted.then_some(parsed)
-    })
 }
 
 async fn get(url: &str) -> Reply {

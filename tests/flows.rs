@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use common::{Phone, SECRET, TOKEN, TestServer, text};
-use common_spawn::{Server, TempDir, run_within};
+use common_spawn::{Server, TempDir, log_line, run_within};
 use http_body_util::Full;
 use hyper::Request;
 use sms_sessions::client::http::{self, Reply};
@@ -560,23 +560,6 @@ fn spawn_env(dir: &str) -> Vec<(&str, &str)> {
         ("SMS_SESSIONS_FLOWS_DIR", dir),
         ("SMS_SESSIONS_LOG_FORMAT", "json"),
     ]
-}
-
-/// A stdout line, which must be JSON, parsed.
-fn json(line: &str) -> serde_json::Value {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"))
-}
-
-/// Waits for a JSON log line whose `message` starts with `message`; returns it parsed.
-#[track_caller]
-fn log_line(server: &mut Server, message: &str) -> serde_json::Value {
-    server.wait_for(|line| {
-        let parsed = json(line);
-        let wanted = parsed["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with(message));
-        wanted.then_some(parsed)
-    })
 }
 
 // --------------------------------------------------------------- edited under a conversation

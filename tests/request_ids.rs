@@ -6,11 +6,10 @@
 mod common;
 mod common_spawn;
 
-use common::{TOKEN, post_signed};
+use common::{TOKEN, post_text};
 use common_spawn::Server;
 use serde_json::Value;
 use sms_sessions::client::http::Reply;
-use sms_sessions::client::params::{PLACEHOLDER_ACCOUNT_SID, Text, for_text, new_message_sid};
 
 const SECRET: &str = "request-ids-session-secret-0123456789";
 
@@ -25,20 +24,9 @@ fn start(trust: &str) -> Server {
 
 /// A signed text with every parameter Twilio sends, claiming `request_id` when given.
 async fn text(server: &Server, request_id: Option<&str>) -> Reply {
-    let text = Text {
-        from: "+14155550199",
-        to: "+14155550100",
-        body: "hi",
-        media: &[],
-    };
-    let params = for_text(&text, &new_message_sid(false), PLACEHOLDER_ACCOUNT_SID);
-    let pairs: Vec<(&str, &str)> = params
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     let headers: Vec<(&str, &str)> = request_id.iter().map(|id| ("x-request-id", *id)).collect();
     let url = server.url("/sms");
-    let reply = post_signed(&url, &url, &pairs, TOKEN, &headers).await;
+    let reply = post_text(&url, "+14155550199", "+14155550100", "hi", &headers).await;
     assert_eq!(reply.status, 200);
     reply
 }

@@ -175,26 +175,61 @@ impl Phone {
 
     /// Sends one text to `/sms` of `server`, signed for its URL; stores the returned cookie.
     pub async fn text(&mut self, server: &TestServer, body: &str) -> Reply {
+        self.text_to(&server.url("/sms"), body, &[]).await
+    }
+
+    /// Sends one text to the `/sms` at `url` (a spawned server's, say), signed for it, with
+    /// `extra` fields (such as `OptOutType`) after the ones Twilio always sends; stores the
+    /// returned cookie.
+    pub async fn text_to(&mut self, url: &str, body: &str, extra: &[(&str, &str)]) -> Reply {
         self.sent += 1;
         let sid = format!("SM{:032x}", self.sent);
-        let pairs = [
-            ("MessageSid", sid.as_str()),
-            ("AccountSid", ACCOUNT_SID),
-            ("From", self.from.as_str()),
-            ("To", self.to.as_str()),
-            ("Body", body),
-            ("NumMedia", "0"),
-            ("ApiVersion", "2010-04-01"),
-        ];
-        let url = server.url("/sms");
+        let mut pairs = inbound_pairs(&sid, &self.from, &self.to, body);
+        pairs.extend_from_slice(extra);
         let cookie = self.cookie.clone();
         let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("cookie", c.as_str())).collect();
-        let reply = post_signed(&url, &url, &pairs, TOKEN, &headers).await;
+        let reply = post_signed(url, url, &pairs, TOKEN, &headers).await;
         if let Some(cookie) = set_cookie(&reply) {
             self.cookie = Some(cookie);
         }
         reply
     }
+
+    /// [`Phone::text`] with `extra` fields (such as `OptOutType=STOP`).
+    pub async fn text_with(
+        &mut self,
+        server: &TestServer,
+        body: &str,
+        extra: &[(&str, &str)],
+    ) -> Reply {
+        let url = server.url("/sms");
+        self.text_to(&url, body, extra).await
+    }
+}
+
+/// POSTs one text from `from` to `to` to `url` with every parameter Twilio sends for it (as
+/// `sms-sessions send` does: `client::params::for_text`, a fresh MessageSid), signed with the
+/// test token for `url`, with extra headers.
+pub async fn post_text(
+    url: &str,
+    from: &str,
+    to: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    use sms_sessions::client::params::{PLACEHOLDER_ACCOUNT_SID, Text, for_text, new_message_sid};
+    let text = Text {
+        from,
+        to,
+        body,
+        media: &[],
+    };
+    let params = for_text(&text, &new_message_sid(false), PLACEHOLDER_ACCOUNT_SID);
+    let pairs: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    post_signed(url, url, &pairs, TOKEN, headers).await
 }
 
 /// The text of the first `<Message>` in a TwiML reply.
@@ -224,42 +259,4 @@ pub fn counted(n: u32) -> SessionData {
     let mut data = SessionData::default();
     data.set("count", n);
     data
-}
-
-impl Phone {
-    /// Sends one text to the `/sms` at `url` (a spawned server's, say), signed for it, with
-    /// `extra` fields (such as `OptOutType`) after the ones Twilio always sends; stores the
-    /// returned cookie.
-    pub async fn text_to(&mut self, url: &str, body: &str, extra: &[(&str, &str)]) -> Reply {
-        self.sent += 1;
-        let sid = format!("SM{:032x}", self.sent);
-        let mut pairs = vec![
-            ("MessageSid", sid.as_str()),
-            ("AccountSid", ACCOUNT_SID),
-            ("From", self.from.as_str()),
-            ("To", self.to.as_str()),
-            ("Body", body),
-            ("NumMedia", "0"),
-            ("ApiVersion", "2010-04-01"),
-        ];
-        pairs.extend_from_slice(extra);
-        let cookie = self.cookie.clone();
-        let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("cookie", c.as_str())).collect();
-        let reply = post_signed(url, url, &pairs, TOKEN, &headers).await;
-        if let Some(cookie) = set_cookie(&reply) {
-            self.cookie = Some(cookie);
-        }
-        reply
-    }
-
-    /// [`Phone::text`] with `extra` fields (such as `OptOutType=STOP`).
-    pub async fn text_with(
-        &mut self,
-        server: &TestServer,
-        body: &str,
-        extra: &[(&str, &str)],
-    ) -> Reply {
-        let url = server.url("/sms");
-        self.text_to(&url, body, extra).await
-    }
 }

@@ -300,3 +300,20 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A stdout line, which must be JSON (`SMS_SESSIONS_LOG_FORMAT=json`), parsed.
+pub fn json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"))
+}
+
+/// Waits for a JSON log line whose `message` starts with `message`; returns it parsed.
+#[track_caller]
+pub fn log_line(server: &mut Server, message: &str) -> serde_json::Value {
+    server.wait_for(|line| {
+        let parsed = json(line);
+        let wanted = parsed["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with(message));
+        wanted.then_some(parsed)
+    })
+}
