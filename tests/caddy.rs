@@ -8,6 +8,7 @@
 //! the test fails under CI (`CI` set) and prints a loud skip notice otherwise.
 
 mod common;
+mod common_spawn;
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use common::{TOKEN, TestServer, form, message_text};
+use common_spawn::TempDir;
 use http_body_util::Full;
 use sms_sessions::client::http;
 use sms_sessions::client::params::{self, PLACEHOLDER_ACCOUNT_SID, Text};
@@ -26,10 +28,6 @@ const CADDYFILE: &str = include_str!("../deploy/Caddyfile");
 const ME: &str = "+14155550199";
 const TWILIO: &str = "+14155550100";
 const FIRST: &str = "Hello, thanks for the new message.";
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
 
 /// Caddy's path, or `None` (after a loud notice) when the test may be skipped.
 fn caddy() -> Option<PathBuf> {
@@ -44,34 +42,8 @@ fn caddy() -> Option<PathBuf> {
         return found;
     }
     let message = "tests/caddy.rs needs caddy (run: bash scripts/install-nginx.sh)";
-    assert!(
-        !in_ci(),
-        "{message}; under CI this is a failure, not a skip"
-    );
-    eprintln!(
-        "\n{}\nSKIPPED: {message}\n{}\n",
-        "!".repeat(78),
-        "!".repeat(78)
-    );
+    common::tool_missing(message);
     None
-}
-
-/// A scratch directory (Caddy's HOME and its log files), removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("sms-sessions-caddy-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Replaces `from` (which must occur) with `to`.
@@ -101,7 +73,7 @@ struct Caddy {
 }
 
 impl Caddy {
-    fn start(program: &PathBuf, dir: &Scratch, config: &str) -> Self {
+    fn start(program: &PathBuf, dir: &TempDir, config: &str) -> Self {
         let config_path = dir.0.join("Caddyfile");
         std::fs::write(&config_path, config).expect("write the Caddyfile");
         let (stdout, stderr) = (dir.0.join("stdout.log"), dir.0.join("stderr.log"));
@@ -181,7 +153,7 @@ async fn a_get_webhook_leaves_no_number_text_signature_or_header_in_caddys_log()
     let Some(program) = caddy() else {
         return;
     };
-    let dir = Scratch::new();
+    let dir = TempDir::new("caddy"); // Caddy's HOME and its log files
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}");
     let server = TestServer::start(&[("SMS_SESSIONS_PUBLIC_URL", &public)]).await;
