@@ -140,7 +140,7 @@ impl VisitFmt for PlainVisitor<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use proptest::prelude::*;
 
     use super::*;
@@ -205,7 +205,10 @@ mod tests {
         String::from_utf8(bytes).expect("UTF-8")
     }
 
-    struct WriteTo(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    /// A log writer into a shared buffer, for tests that read what was logged.
+    pub(in crate::logging) struct WriteTo(
+        pub(in crate::logging) std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    );
 
     impl std::io::Write for WriteTo {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {

@@ -316,6 +316,7 @@ fn record(
 
 #[cfg(test)]
 mod tests {
+    use super::format::tests::WriteTo;
     use super::*;
 
     #[test]
@@ -387,22 +388,6 @@ mod tests {
         });
         let bytes = buffer.lock().expect("not poisoned").clone();
         String::from_utf8(bytes).expect("UTF-8")
-    }
-
-    struct WriteTo(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for WriteTo {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .expect("not poisoned")
-                .extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
     }
 
     #[test]
