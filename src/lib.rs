@@ -41,6 +41,7 @@ pub mod logging;
 pub mod metrics;
 pub mod routes;
 pub mod session;
+pub mod store;
 pub mod toml_spans;
 pub mod twilio;
 

@@ -56,7 +56,26 @@ const REASONS: [&str; 10] = [
     "bad_field",
 ];
 /// Session outcomes (`session::Outcome::as_str`), exported from the start at 0.
-const OUTCOMES: [&str; 4] = ["new", "resumed", "expired", "rejected"];
+/// In a store mode also `rotated` and `imported` (`store::Found`), and the texts answered
+/// without a step: `duplicate` (a retry, answered with its reply), `replay` (answered empty),
+/// `unavailable` (503).
+const OUTCOMES: [&str; 9] = [
+    "new",
+    "resumed",
+    "expired",
+    "rejected",
+    "rotated",
+    "imported",
+    "duplicate",
+    "replay",
+    "unavailable",
+];
+/// The store's operations, for `store_duration_seconds{op}`.
+const STORE_OPS: [&str; 5] = ["begin", "commit", "release", "peek", "ping"];
+/// Store calls take well under a millisecond on loopback; `store.timeout` is 1 s by default.
+const STORE_BUCKETS: [f64; 12] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+];
 /// Twilio's documented `MessageStatus` values; anything else counts as `other`, so a caller
 /// cannot grow the number of series.
 const MESSAGE_STATUSES: [&str; 14] = [
@@ -112,6 +131,9 @@ pub struct Metrics {
     flow_steps: IntCounterVec,
     timed_out: [IntCounter; 2],
     open: IntGauge,
+    store_latency: [Histogram; STORE_OPS.len()],
+    store_errors: IntCounterVec,
+    store_waits: IntCounter,
 }
 
 /// Counts one open connection for as long as it lives.
@@ -218,8 +240,37 @@ impl Metrics {
         registry
             .register(Box::new(open.clone()))
             .expect("metric names are unique");
+        let store_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "store_duration_seconds",
+                "Time of the server-side store's calls, by operation (failed ones included).",
+            )
+            .buckets(STORE_BUCKETS.to_vec()),
+            &["op"],
+        )
+        .expect("valid histogram definition");
+        registry
+            .register(Box::new(store_latency.clone()))
+            .expect("metric names are unique");
+        let store_errors = counter_vec(
+            &registry,
+            "store_errors_total",
+            "Store calls that failed or timed out, by operation.",
+            &["op"],
+        );
+        let store_waits = IntCounter::new(
+            "store_waits_total",
+            "Times a step found its pair held by another replica's step and waited.",
+        )
+        .expect("valid counter");
+        registry
+            .register(Box::new(store_waits.clone()))
+            .expect("metric names are unique");
         Self {
             registry,
+            store_latency: STORE_OPS.map(|op| store_latency.with_label_values(&[op])),
+            store_errors,
+            store_waits,
             accept_errors,
             flow_steps,
             timed_out: ["head", "idle"].map(|phase| timed_out.with_label_values(&[phase])),
@@ -259,6 +310,21 @@ impl Metrics {
                 .get_or_init(|| self.callbacks.with_label_values(&[MESSAGE_STATUSES[index]]))
                 .inc();
         }
+    }
+
+    /// Times one store call (`op` one of `STORE_OPS`, else `delete`), counting it when it failed.
+    pub fn store_call(&self, op: &str, took: std::time::Duration, ok: bool) {
+        if let Some(index) = STORE_OPS.iter().position(|known| *known == op) {
+            self.store_latency[index].observe(took.as_secs_f64());
+        }
+        if !ok {
+            self.store_errors.with_label_values(&[op]).inc();
+        }
+    }
+
+    /// Counts a step that waited for another replica's step of its pair.
+    pub fn store_wait(&self) {
+        self.store_waits.inc();
     }
 
     /// Counts a failed `accept`.

@@ -111,19 +111,33 @@ impl SessionData {
         if size(3 * raw) <= MAX_COOKIE_BYTES {
             return true;
         }
-        // The entries as `encode_into` writes them, counted without writing them.
+        size(self.encoded_len()) <= MAX_COOKIE_BYTES
+    }
+
+    /// The entries, form-encoded: how a server-side store keeps them.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut text = String::new();
+        self.encode_into(&mut text);
+        text.into_bytes()
+    }
+
+    /// Reads [`to_bytes`](Self::to_bytes)' output; `None` when it is not UTF-8.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        std::str::from_utf8(bytes).ok().map(Self::decode)
+    }
+
+    /// The size of [`to_bytes`](Self::to_bytes)' output, counted without writing it.
+    pub fn encoded_len(&self) -> usize {
         let encoded_len = |text: &str| -> usize {
             form_urlencoded::byte_serialize(text.as_bytes())
                 .map(str::len)
                 .sum()
         };
-        let entries: usize = self
-            .entries
+        self.entries
             .iter()
             .map(|(key, value)| encoded_len(key) + 1 + encoded_len(value))
             .sum::<usize>()
-            + self.entries.len().saturating_sub(1);
-        size(entries) <= MAX_COOKIE_BYTES
+            + self.entries.len().saturating_sub(1)
     }
 
     /// Appends the entries, form-encoded.
@@ -186,6 +200,11 @@ impl SessionSecret {
             return Err(ShortSecret(secret.len()));
         }
         Ok(Self(secret))
+    }
+
+    /// The secret's bytes, for keying other MACs (the store's conversation keys).
+    pub(crate) fn expose(&self) -> &[u8] {
+        &self.0
     }
 
     /// A random secret for this process only: cookies die with the process.

@@ -1,0 +1,52 @@
+//! `session.store = "sqlite:PATH"`: conversations in an embedded SQLite file (WAL), kept
+//! across restarts and `kill -9`.
+
+use std::path::Path;
+
+use super::ConvKey;
+use super::backend::{Backend, Begin, Commit, Limits, StoreError, Stored, Write};
+
+pub struct SqliteStore {}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let _ = path;
+        Err(StoreError::Unavailable("not built yet".into()))
+    }
+}
+
+impl Backend for SqliteStore {
+    async fn begin(
+        &self,
+        _: &ConvKey,
+        _: &str,
+        _: u64,
+        _: u64,
+        _: &Limits,
+    ) -> Result<Begin, StoreError> {
+        unimplemented!()
+    }
+    async fn commit(
+        &self,
+        _: &ConvKey,
+        _: &str,
+        _: u64,
+        _: Write<'_>,
+        _: u64,
+        _: &Limits,
+    ) -> Result<Commit, StoreError> {
+        unimplemented!()
+    }
+    async fn release(&self, _: &ConvKey, _: u64) -> Result<(), StoreError> {
+        unimplemented!()
+    }
+    async fn peek(&self, _: &ConvKey) -> Result<Option<Stored>, StoreError> {
+        unimplemented!()
+    }
+    async fn delete(&self, _: &ConvKey) -> Result<(), StoreError> {
+        unimplemented!()
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        unimplemented!()
+    }
+}
