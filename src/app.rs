@@ -16,6 +16,7 @@ use crate::logging::Observer;
 use crate::metrics::{self, Metrics};
 use crate::routes::{health, sms, status};
 use crate::session::{SessionCodec, SessionSecret};
+use crate::store::{OpenError, Store};
 use crate::twilio::public_url::UrlSource;
 use crate::twilio::webhook::{HasGate, WebhookGate, plain};
 
@@ -30,6 +31,9 @@ pub struct AppState {
     pub metrics: Option<Arc<Metrics>>,
     /// The flows from files, for reloading on SIGHUP (`flow.kind = "flows"`).
     pub files: Option<Arc<flows::FileFlows>>,
+    /// The server-side store; `None` keeps conversations in cookies (`session.store =
+    /// "cookie"`). Opened by [`open_store`](Self::open_store).
+    pub store: Option<Arc<Store>>,
 }
 
 impl AppState {
@@ -72,8 +76,45 @@ impl AppState {
             config: Arc::new(config),
             metrics,
             files: None,
+            store: None,
         }
     }
+
+    /// Opens the store `session.store` names and checks that it answers (nothing to open for
+    /// `cookie`), and starts its sweeper where the backend does not expire entries itself.
+    pub async fn open_store(mut self) -> Result<Self, OpenError> {
+        let config = &self.config;
+        let session = &config.session;
+        let secrets = session.secret.iter().chain(&session.previous_secrets);
+        let secrets = match session.secret {
+            Some(_) => secrets.cloned().collect(),
+            // Memory mode may run without a secret (validation refuses it for durable stores).
+            None => vec![SessionSecret::random()],
+        };
+        let lease = store_lease(config.store.timeout);
+        self.store = Store::open(
+            &config.store,
+            secrets,
+            session.ttl,
+            lease,
+            self.metrics.clone(),
+        )
+        .await?;
+        if let Some(store) = &self.store {
+            store.spawn_sweeper(SWEEP_EVERY);
+        }
+        Ok(self)
+    }
+}
+
+/// How often expired conversations and markers are removed (memory and SQLite).
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long one step may hold its pair: a begin and a commit, each within `store.timeout`,
+/// and the flow between them (microseconds today; call-outs will add their budget). A step
+/// on a replica that died mid-step blocks its pair no longer than this.
+fn store_lease(store_timeout: std::time::Duration) -> std::time::Duration {
+    store_timeout * 2 + std::time::Duration::from_millis(500)
 }
 
 /// How much longer than `server.request_timeout` a request may take before the 503 backstop.
@@ -101,6 +142,7 @@ pub fn service(state: AppState) -> Front {
         .route("/sms/status", post(status::status))
         .merge(scrape)
         .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .fallback(|| async { (StatusCode::NOT_FOUND, plain("not found\n".to_owned())) })
         // Handlers get the state behind one `Arc`: axum clones it for every request, and
         // one reference count is cheaper than one per field.

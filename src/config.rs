@@ -31,6 +31,7 @@ const REPLACED_TABLES: &[&str] = &["flow.callers"];
 
 mod env_names;
 mod file;
+mod store;
 
 /// A configuration error, naming the key (and the environment variable when it came from one).
 /// Neither part ever holds a value from the file or a secret's text.
@@ -155,6 +156,8 @@ pub struct Config {
     pub twilio: TwilioConfig,
     pub session: SessionConfig,
     pub flow: FlowConfig,
+    /// `session.store` and `[store]`.
+    pub store: crate::store::StoreConfig,
     pub log_format: LogFormat,
     /// Things the operator should know but that do not stop the server: unknown
     /// `SMS_SESSIONS_*` variables, unsigned webhooks from the network, `/metrics` withheld.
@@ -239,6 +242,8 @@ struct Raw {
     #[serde(default)]
     compliance: RawCompliance,
     #[serde(default)]
+    store: store::RawStore,
+    #[serde(default)]
     log: RawLog,
 }
 
@@ -275,6 +280,7 @@ struct RawSession {
     previous_secrets: Option<Vec<Secret>>,
     ttl: Option<String>,
     cookie_name: Option<String>,
+    store: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -406,7 +412,8 @@ impl Config {
              header_timeout = \"{}\"\nidle_timeout = \"{}\"\nmax_connections = {}\ntrust_request_id = {}\n\n\
              [twilio]\nauth_token = {}\nsecondary_auth_token = {}\n\
              validate_signatures = {}\naccount_sid = {:?}\n# development mode (no auth token, loopback only): {}\n\n\
-             [session]\nsecret = {}\nprevious_secrets = {} # count\nttl = \"{}\"\ncookie_name = {:?}\n\n\
+             [session]\nsecret = {}\nprevious_secrets = {} # count\nttl = \"{}\"\ncookie_name = {:?}\nstore = {:?}\n\n\
+             [store]\ntimeout = \"{}\"\nretry_horizon = \"{}\"\nreplay_window = \"{}\"\nmax_state_bytes = {}\nprefix = {:?}\n\n\
              [flow]\nkind = \"{}\"\n\n[flow.callers]\n{}\n\n\
              [flows]\ndir = {:?}\ndefault = {:?}\nmax_steps = {}\ntimezone = {:?}\n\n\
              [compliance]\nhelp_reply = {:?}\n\n[log]\nformat = \"{}\"\n",
@@ -429,6 +436,12 @@ impl Config {
             self.session.previous_secrets.len(),
             humantime::format_duration(self.session.ttl),
             self.session.cookie_name,
+            store::redacted_url(&self.store.url),
+            humantime::format_duration(self.store.timeout),
+            humantime::format_duration(self.store.retry_horizon),
+            humantime::format_duration(self.store.replay_window),
+            self.store.max_state_bytes,
+            self.store.prefix,
             self.flow.kind.as_str(),
             callers.join("\n"),
             self.flow.dir.display().to_string(),
@@ -606,6 +619,9 @@ impl Raw {
             ("SMS_SESSIONS_FLOWS_DEFAULT", &mut self.flows.default),
             ("SMS_SESSIONS_HELP_REPLY", &mut self.compliance.help_reply),
             ("SMS_SESSIONS_LOG_FORMAT", &mut self.log.format),
+            ("SMS_SESSIONS_STORE", &mut self.session.store),
+            ("SMS_SESSIONS_STORE_TIMEOUT", &mut self.store.timeout),
+            ("SMS_SESSIONS_STORE_PREFIX", &mut self.store.prefix),
         ];
         for (name, slot) in plain {
             if let Some(value) = env.var(name) {
@@ -618,10 +634,25 @@ impl Raw {
     fn validate(self, warnings: &mut Vec<String>) -> Result<Config, ConfigError> {
         let twilio = self.twilio.validate()?;
         let server = self.server.validate(&twilio, warnings)?;
+        let store = self
+            .store
+            .validate(self.session.store.as_deref(), server.request_timeout)?;
+        let session = self.session.validate()?;
+        if store.url.is_durable() && session.secret.is_none() {
+            return Err(error(
+                "session.secret",
+                format!(
+                    "is required with session.store = {}: conversations are kept under keys \
+                     made with it, and a random one would lose them at the next start",
+                    store.url.kind()
+                ),
+            ));
+        }
         Ok(Config {
             server,
             twilio,
-            session: self.session.validate()?,
+            session,
+            store,
             flow: self.flow.validate(self.flows, self.compliance)?,
             log_format: match self.log.format.as_deref().unwrap_or("text") {
                 "text" => LogFormat::Text,

@@ -481,6 +481,13 @@ impl SessionCodec {
         )
     }
 
+    /// The `Set-Cookie` header value that makes Twilio drop the session cookie (a store mode
+    /// keeps the state on the server instead).
+    pub fn clear_cookie(&self, secure: bool) -> String {
+        let secure = if secure { "; Secure" } else { "" };
+        format!("{}=; Max-Age=0; Path=/; HttpOnly{secure}", self.name)
+    }
+
     fn mac(&self, key: &HmacSha256, payload: &str) -> [u8; 32] {
         let mut mac = key.clone();
         mac.update(self.name.as_bytes());
@@ -699,6 +706,10 @@ mod tests {
 
     #[test]
     fn set_cookie_carries_the_ttl_and_flags() {
+        assert_eq!(
+            codec().clear_cookie(false),
+            "sms_session=; Max-Age=0; Path=/; HttpOnly"
+        );
         assert_eq!(
             codec().set_cookie("v", true),
             "sms_session=v; Max-Age=14400; Path=/; HttpOnly; Secure"

@@ -25,10 +25,18 @@ pub async fn serve(arg: &ConfigArg) -> ExitCode {
     config.server.max_connections = connections::fit_open_file_limit(config.server.max_connections);
     let listen = config.server.listen;
     let kind = config.flow.kind.as_str();
+    let store = config.store.url.kind();
     let state = match AppState::new(config) {
         Ok(state) => state,
         Err(error) => {
             eprint!("sms-sessions: cannot start: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let state = match state.open_store().await {
+        Ok(state) => state,
+        Err(error) => {
+            eprintln!("sms-sessions: cannot start: {error}");
             return ExitCode::from(2);
         }
     };
@@ -46,7 +54,7 @@ pub async fn serve(arg: &ConfigArg) -> ExitCode {
     let address = listener
         .local_addr()
         .map_or_else(|_| listen.to_string(), |a| a.to_string());
-    tracing::info!(%address, flow = kind, "sms-sessions listening; POST /sms, POST /sms/status, GET /healthz");
+    tracing::info!(%address, flow = kind, store, "sms-sessions listening; POST /sms, POST /sms/status, GET /healthz, GET /readyz");
     let metrics_task = match spawn_metrics_listener(&state).await {
         Ok(task) => task,
         Err(code) => return code,
@@ -136,6 +144,12 @@ fn warn_about_insecure_settings(config: &Config) {
             token = DEV_AUTH_TOKEN,
             "no TWILIO_AUTH_TOKEN set: local development mode, loopback only, webhooks must be \
              signed with the development token (sms-sessions sign/send use it by default)"
+        );
+    }
+    if config.store.url == crate::store::StoreUrl::Memory {
+        tracing::warn!(
+            "session.store = memory: conversations live in this process and end with it; \
+             use sqlite:PATH or redis:// to keep them"
         );
     }
     if config.session.secret.is_none() {

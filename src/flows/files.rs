@@ -14,8 +14,9 @@ use super::engine::problem::Problem;
 use super::engine::routing::Compiled;
 use super::engine::run::{self, Inbound, Settings, Turn};
 use super::{Flow, Reply, Trace};
-use crate::config::{FlowConfig, SessionConfig};
+use crate::config::{Config, FlowConfig, SessionConfig};
 use crate::session::SessionData;
+use crate::store::StoreUrl;
 use crate::twilio::inbound::InboundMessage;
 use crate::twilio::twiml::{Message, MessagingResponse};
 
@@ -64,13 +65,17 @@ pub fn load_options(flows: &FlowConfig, session: &SessionConfig) -> LoadOptions 
     }
 }
 
-/// What a step needs from this configuration.
-pub fn settings(flows: &FlowConfig, session: &SessionConfig) -> Settings {
+/// What a step needs from this configuration: the state's limit is the cookie's, or in a
+/// store mode `store.max_state_bytes`.
+pub fn settings(config: &Config) -> Settings {
+    let flows = &config.flow;
+    let in_cookie = config.store.url == StoreUrl::Cookie;
     Settings {
         default_flow: flows.default.clone(),
         max_steps: flows.max_steps,
         help_reply: flows.help_reply.clone(),
-        cookie_name: Some(session.cookie_name.clone()),
+        cookie_name: in_cookie.then(|| config.session.cookie_name.clone()),
+        max_state_bytes: (!in_cookie).then_some(config.store.max_state_bytes),
     }
 }
 
@@ -97,9 +102,10 @@ fn load_set(
 
 impl FileFlows {
     /// Loads and checks every flow of `flows.dir`; every problem of every file on failure.
-    pub fn load(flows: &FlowConfig, session: &SessionConfig) -> Result<Self, LoadError> {
-        let options = load_options(flows, session);
-        let settings = settings(flows, session);
+    pub fn load(config: &Config) -> Result<Self, LoadError> {
+        let flows = &config.flow;
+        let options = load_options(flows, &config.session);
+        let settings = settings(config);
         let set = load_set(&flows.dir, &options, settings.default_flow.as_deref())?;
         Ok(FileFlows {
             set: RwLock::new(Arc::new(set)),

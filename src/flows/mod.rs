@@ -77,7 +77,7 @@ pub fn from_config(config: &Config) -> Result<Loaded, LoadError> {
         FlowKind::NamedCounter => {
             Loaded::Plain(Arc::new(NamedCounter::new(config.flow.callers.clone())))
         }
-        FlowKind::Flows => Loaded::Files(Arc::new(FileFlows::load(&config.flow, &config.session)?)),
+        FlowKind::Flows => Loaded::Files(Arc::new(FileFlows::load(config)?)),
     })
 }
 

@@ -68,6 +68,14 @@ impl TestServer {
         Self::with_state(AppState::new(test_config(env)).expect("the test flows load")).await
     }
 
+    /// Starts on `config` with the store `session.store` names opened (nothing to open for
+    /// `cookie`).
+    pub async fn with_config(config: Config) -> Self {
+        let state = AppState::new(config).expect("the test flows load");
+        let state = state.open_store().await.expect("the test store opens");
+        Self::with_state(state).await
+    }
+
     pub async fn with_state(state: AppState) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let addr = listener.local_addr().expect("bound");

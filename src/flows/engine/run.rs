@@ -63,6 +63,8 @@ pub struct Settings {
     /// The session cookie's name, to know when the state would outgrow the cookie; `None`
     /// when the state lives elsewhere.
     pub cookie_name: Option<String>,
+    /// In a server-side store, `store.max_state_bytes`.
+    pub max_state_bytes: Option<usize>,
 }
 
 impl Default for Settings {
@@ -72,6 +74,7 @@ impl Default for Settings {
             max_steps: 50,
             help_reply: None,
             cookie_name: Some("sms_session".into()),
+            max_state_bytes: None,
         }
     }
 }
@@ -611,19 +614,22 @@ impl<'a> Run<'a> {
 
     /// The turn, after checking the state still fits where it is kept.
     fn finish(mut self) -> Turn {
-        if let Some(cookie) = &self.settings.cookie_name
-            && !self.state.fits_a_cookie(cookie)
-        {
+        let fits = match (&self.settings.cookie_name, self.settings.max_state_bytes) {
+            (Some(cookie), _) => self.state.fits_a_cookie(cookie),
+            (None, Some(limit)) => self.state.encoded_len() <= limit,
+            (None, None) => true,
+        };
+        if !fits {
             tracing::error!(
                 flow = self.turn.flow.as_deref(),
                 node = self.turn.node.as_deref(),
-                "the conversation's state no longer fits in a cookie; it ends with a notice"
+                "the conversation's state no longer fits where it is kept; it ends with a notice"
             );
             self.state.clear();
             self.turn.texts = vec![TOO_LONG_TEXT.into()];
             self.turn.media.clear();
             self.turn.outcome = Outcome::Error;
-            self.turn.error = Some("state too large for a cookie".into());
+            self.turn.error = Some("state too large to keep".into());
         }
         self.turn
     }

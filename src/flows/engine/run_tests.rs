@@ -887,7 +887,7 @@ fn state_too_large_for_the_cookie_is_cleared_with_a_notice() {
     assert_eq!(turn.texts, [TOO_LONG_TEXT]);
     assert!(turn.media.is_empty());
     assert_eq!(turn.outcome, Outcome::Error);
-    assert_eq!(turn.error.as_deref(), Some("state too large for a cookie"));
+    assert_eq!(turn.error.as_deref(), Some("state too large to keep"));
     assert!(chat.state.is_empty());
 
     // A short answer fits; without a cookie nothing is checked.
