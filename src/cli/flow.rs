@@ -123,7 +123,7 @@ fn check(config: &Config, paths: &[PathBuf]) -> ExitCode {
 }
 
 fn test(config: &Config, paths: &[PathBuf]) -> ExitCode {
-    let settings = settings(&config);
+    let settings = settings(config);
     let (mut passed, mut failed) = (0, 0);
     for (name, set) in load(config, paths) {
         let set = match set {
