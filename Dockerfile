@@ -21,7 +21,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/build/target \
     cargo build --release --locked \
-    && install -D -m 0755 target/release/sms-sessions /out/sms-sessions
+    && install -D -m 0755 target/release/sms-sessions /out/sms-sessions \
+    && install -d -m 0750 /out/state
 
 # ---- runtime: glibc + libgcc only, no shell, no package manager ----
 FROM gcr.io/distroless/cc-debian12:nonroot
@@ -29,6 +30,10 @@ COPY --from=builder /out/sms-sessions /usr/local/bin/sms-sessions
 # The default configuration is embedded in the binary; this copy is for reference
 # (`docker run --rm sms-sessions check-config` prints the effective one, secrets redacted).
 COPY config/default.toml /etc/sms-sessions/default.toml
+# -e SMS_SESSIONS_STORE=sqlite:/var/lib/sms-sessions/state.db keeps conversations here, on a
+# volume that outlives the container (owned by the nonroot user, so the server can write it).
+COPY --from=builder --chown=65532:65532 /out/state /var/lib/sms-sessions
+VOLUME /var/lib/sms-sessions
 
 # PORT (not SMS_SESSIONS_LISTEN) so platforms that inject their own PORT still win; it binds
 # 0.0.0.0:$PORT, which the server only accepts once TWILIO_AUTH_TOKEN (or _FILE) is set — without
