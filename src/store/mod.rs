@@ -470,7 +470,7 @@ impl Store {
             found: Found::New,
             moved_from: None,
             committed: false,
-            _turn: turn,
+            turn: Some(turn),
         };
         let now_ms = unix_ms();
         match stored {
@@ -529,12 +529,9 @@ impl Store {
         }
     }
 
-    /// Removes what expired, for backends that do not expire entries themselves; runs until
-    /// the process ends.
+    /// Every `every`: removes what expired (Redis expires keys itself, its sweep does
+    /// nothing) and the queue entries of waits that gave up; runs while the store lives.
     pub fn spawn_sweeper(self: &Arc<Self>, every: Duration) {
-        if matches!(self.backend, AnyBackend::Redis(_)) {
-            return; // Redis expires keys itself
-        }
         let store = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
@@ -542,6 +539,7 @@ impl Store {
             loop {
                 ticks.tick().await;
                 let Some(store) = store.upgrade() else { return };
+                store.queue.prune();
                 let now_ms = unix_ms();
                 match store.backend.sweep(now_ms, &store.limits).await {
                     Ok(0) => {}
@@ -564,7 +562,9 @@ pub struct Step {
     pub found: Found,
     moved_from: Option<ConvKey>,
     committed: bool,
-    _turn: Turn,
+    /// Held until the step ends (and, for a step dropped uncommitted, until its lease is
+    /// released), so the pair's next text in this process finds the pair free.
+    turn: Option<Turn>,
 }
 
 impl fmt::Debug for Step {
@@ -646,11 +646,13 @@ impl Drop for Step {
         // A step dropped before committing (an error, a panic, a client gone) leaves the pair
         // to the next step now rather than at the lease's end.
         let (store, key, token) = (self.store.clone(), self.key, self.token);
+        let turn = self.turn.take();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 let _ = store
                     .call("release", store.backend.release(&key, token))
                     .await;
+                drop(turn);
             });
         }
     }
@@ -671,6 +673,22 @@ impl PairQueue {
         self.shards[usize::from(key.as_bytes()[1]) % 16]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Drops the entries nobody holds or waits for: left by a wait that timed out while it
+    /// was the last in line.
+    fn prune(&self) {
+        for shard in &self.shards {
+            let mut shard = shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            shard.retain(|_, slot| Arc::strong_count(slot) > 1);
+        }
+    }
+
+    fn len(&self) -> usize {
+        let len = |shard: &Mutex<HashMap<_, _>>| shard.lock().map_or(0, |s| s.len());
+        self.shards.iter().map(len).sum()
     }
 
     /// Waits for the pair's turn.
@@ -714,4 +732,85 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |elapsed| {
             u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret() -> SessionSecret {
+        SessionSecret::new("a-test-session-secret-0123456789abcdef").expect("32+ bytes")
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            ttl: Duration::from_secs(4 * 3600),
+            retry_horizon: Duration::from_secs(120),
+            replay_window: Duration::from_secs(24 * 3600),
+            lease: Duration::from_secs(3),
+        }
+    }
+
+    const PAIR: Pair<'static> = Pair {
+        to: "+14155550100",
+        from: "+14155550199",
+    };
+
+    #[test]
+    fn a_key_is_22_characters_and_depends_on_both_numbers_and_the_secret() {
+        let key = ConvKey::derive(&secret(), PAIR).to_string();
+        assert_eq!(key.len(), 22);
+        assert!(!key.contains("415555"));
+        let swapped = Pair {
+            to: PAIR.from,
+            from: PAIR.to,
+        };
+        assert_ne!(ConvKey::derive(&secret(), swapped).to_string(), key);
+        let other = SessionSecret::new("another-session-secret-0123456789abcdef").expect("long");
+        assert_ne!(ConvKey::derive(&other, PAIR).to_string(), key);
+    }
+
+    #[tokio::test]
+    async fn the_queue_forgets_a_pair_once_its_last_step_is_done() {
+        let store = Arc::new(Store::with_backend(
+            AnyBackend::Memory(Box::default()),
+            secret(),
+            limits(),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let Ok(Started::Step(step)) = store.begin(PAIR, "SM1", deadline).await else {
+            panic!("a fresh pair starts a step");
+        };
+        assert_eq!(store.queue.len(), 1);
+        // A second text of the pair waits for the first, and gives up at its deadline.
+        let soon = Instant::now() + Duration::from_millis(50);
+        let waited = store.begin(PAIR, "SM2", soon).await;
+        assert!(matches!(waited, Err(Unavailable::Busy)));
+        step.commit(b"<Response/>").await.expect("commits");
+        store.queue.prune();
+        assert_eq!(store.queue.len(), 0, "nothing left behind");
+        let Ok(Started::Seen(seen)) = store.begin(PAIR, "SM1", deadline).await else {
+            panic!("SM1 was applied");
+        };
+        assert_eq!(seen.reply.as_deref(), Some(&b"<Response/>"[..]));
+        assert_eq!(store.queue.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_step_releases_its_lease_for_the_next_text() {
+        let store = Arc::new(Store::with_backend(
+            AnyBackend::Memory(Box::default()),
+            secret(),
+            limits(),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let Ok(Started::Step(step)) = store.begin(PAIR, "SM1", deadline).await else {
+            panic!("starts");
+        };
+        drop(step); // an error before the commit
+        let Ok(Started::Step(next)) = store.begin(PAIR, "SM1", deadline).await else {
+            panic!("the same text can be tried again at once, not after the lease");
+        };
+        assert_eq!(next.found, Found::New);
+    }
 }
