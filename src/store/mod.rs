@@ -686,6 +686,7 @@ impl PairQueue {
         }
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         let len = |shard: &Mutex<HashMap<_, _>>| shard.lock().map_or(0, |s| s.len());
         self.shards.iter().map(len).sum()
