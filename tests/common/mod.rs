@@ -152,6 +152,22 @@ pub async fn post_signed(
     post_raw(url, form(pairs), &all).await
 }
 
+/// [`post_signed`] that reports a failed exchange (a server killed mid-request) instead of
+/// panicking, as Twilio sees it.
+pub async fn try_post_signed(
+    url: &str,
+    pairs: &[(&str, &str)],
+    token: &str,
+) -> Result<Reply, http::Error> {
+    let signature = AuthToken::new(token).expect("token").sign(url, pairs);
+    let request = Request::post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", signature.as_str())
+        .body(Full::new(Bytes::from(form(pairs))))
+        .expect("valid request");
+    http::send(request).await
+}
+
 /// The body as text.
 pub fn text(reply: &Reply) -> String {
     String::from_utf8_lossy(&reply.body).into_owned()

@@ -217,6 +217,12 @@ fn address_in(line: &str) -> Option<SocketAddr> {
 }
 
 impl Server {
+    /// SIGKILL, as `kill -9` or a lost machine: no drain, no flush; waits for the exit.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGHUP (flows from files: load `flows.dir` again).
     pub fn hangup(&self) {
         let pid = self.child.id().to_string();
