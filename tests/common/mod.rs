@@ -4,7 +4,12 @@
 
 use std::net::SocketAddr;
 
+pub mod ci;
 pub mod vectors;
+
+// Where they were before ci.rs held them (not every test binary calls them).
+#[allow(unused_imports)]
+pub use ci::{in_ci, tool_missing};
 
 use axum::body::Bytes;
 use http_body_util::Full;
@@ -283,23 +288,4 @@ pub fn counted(n: u32) -> SessionData {
     let mut data = SessionData::default();
     data.set("count", n);
     data
-}
-
-/// Whether this is a CI run (`CI` set, and not to `false` or `0`).
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-/// A tool a test needs is missing: under CI that fails the test; elsewhere the test is skipped
-/// with a notice no one can miss.
-pub fn tool_missing(message: &str) {
-    assert!(
-        !in_ci(),
-        "{message}; under CI this is a failure, not a skip"
-    );
-    eprintln!(
-        "\n{}\nSKIPPED: {message}\n{}\n",
-        "!".repeat(78),
-        "!".repeat(78)
-    );
 }
