@@ -104,7 +104,7 @@ impl Backend for MemoryStore {
         {
             return Ok(Begin::Busy);
         }
-        let until_ms = now_ms + Limits::ms(limits.lease);
+        let until_ms = now_ms.saturating_add(Limits::ms(limits.lease));
         shard.leases.insert(*key, Lease { token, until_ms });
         Ok(Begin::Owned(shard.conversations.get(key).cloned()))
     }
