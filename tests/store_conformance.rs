@@ -93,3 +93,59 @@ async fn sqlite_file_is_intact_after_concurrent_steps() {
         .expect("count markers");
     assert_eq!(markers, 64, "one marker per step");
 }
+
+/// Steps (a begin and a commit each, as one webhook makes) per second through the SQLite
+/// store, with 1, 16 and 256 in flight: a timing to read, not a test.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "a timing: cargo test --release --test store_conformance -- --ignored --nocapture"]
+async fn sqlite_steps_per_second() {
+    const STEPS: usize = 40_000;
+    let dir = TempDir::new("sqlite-throughput");
+    let store = sqlite(&dir.0.join("state.db"));
+    let keys: Arc<Vec<_>> = Arc::new((0..1000).map(|_| fresh_key()).collect());
+    for in_flight in [1, 16, 256] {
+        let started = std::time::Instant::now();
+        let tasks: Vec<_> = (0..in_flight)
+            .map(|task| {
+                let (store, keys) = (store.clone(), keys.clone());
+                tokio::spawn(async move {
+                    for n in (task..STEPS).step_by(in_flight) {
+                        one_step(&*store, &keys[n % keys.len()]).await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("steps");
+        }
+        let rate = STEPS as f64 / started.elapsed().as_secs_f64();
+        eprintln!("sqlite: {in_flight:>3} in flight: {rate:>8.0} steps/s");
+    }
+}
+
+/// A webhook's store calls: begin (retrying while another task has the key) and commit.
+async fn one_step<B: Backend>(store: &B, key: &sms_sessions::store::ConvKey) {
+    let (sms, token) = (sid(), rand::random());
+    loop {
+        let now = sms_sessions::store::unix_ms();
+        match store
+            .begin(key, &sms, token, now, &LIMITS)
+            .await
+            .expect("begin")
+        {
+            Begin::Busy => tokio::task::yield_now().await,
+            Begin::Owned(_) => {
+                let write = Write {
+                    data: Some(b"count=1&flow=survey&step=3"),
+                    reply: b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>Thanks!</Message></Response>",
+                };
+                store
+                    .commit(key, &sms, token, write, now, &LIMITS)
+                    .await
+                    .expect("commit");
+                return;
+            }
+            Begin::Seen(_) => panic!("a fresh sid was seen"),
+        }
+    }
+}
