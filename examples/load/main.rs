@@ -23,7 +23,35 @@
 //! `load --runs info --requests 1000000 --rounds 1`. By default the runs are repeated in three
 //! interleaved rounds and the CPU targets (`info` against the baseline, `booking` against
 //! `info`) are judged on the median ratio (`--rounds`).
+//!
+//! Store runs (issue 11): `memory`, `sqlite` and `redis` are `info` with `SMS_SESSIONS_STORE`
+//! set: the server keeps each conversation under its (To, From) pair and sends no cookie, so
+//! the phones' jars stay empty and every count is the server's. `sqlite` gets a fresh
+//! temporary directory per run (`sqlite:DIR/state.db`, removed after); `redis` starts a
+//! `redis-server` of its own on a free loopback port (never 6379; no persistence), pinned to
+//! core 1 with the load, and stopped after the run: the binary in `SMS_SESSIONS_REDIS_SERVER`,
+//! else the one on `PATH` (without one, that run fails and the others go on). Its CPU time per
+//! webhook is measured as the server's is and shown next to it. They are judged against `info`
+//! in cookie mode in the same invocation:
+//!
+//! ```text
+//! load --runs info,memory,sqlite,redis
+//! ```
+//!
+//! `memory`'s server CPU per webhook ≤ 1.15× `info`'s (the median over rounds); `sqlite` ≥
+//! 10,000 webhooks/s with the server on one core; `redis` p99 < 10 ms at 64 in flight, no
+//! wrong count, its webhooks/s and its server + Redis CPU per webhook next to `info`'s.
+//! `--store MODE` puts every other sms-sessions run (`info`, `off`, `json`, `booking`) on that
+//! store: `load --runs info,booking --store sqlite`. The soak per store mode, for flat RSS
+//! (start/middle/end):
+//!
+//! ```text
+//! load --runs memory --requests 300000 --rounds 1
+//! load --runs sqlite --requests 300000 --rounds 1
+//! load --runs redis --requests 300000 --rounds 1
+//! ```
 
+mod backing;
 mod drive;
 mod machine;
 mod phone;
@@ -40,9 +68,10 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use sms_sessions::twilio::signature::AuthToken;
 
+use backing::{Backing, Mode};
 use drive::{Pool, drive};
 use phone::{Phone, Signer, Template};
-use report::{Cpu, Measured, Memory, Targets};
+use report::{Cpu, Measured, Memory, Run, Targets};
 use script::Script;
 use server::{Running, Target};
 
@@ -78,7 +107,7 @@ struct Args {
     /// Each run stops after this many seconds of load, whatever is left.
     #[arg(long, default_value_t = 300)]
     max_seconds: u64,
-    /// Comma-separated: baseline, info, off, json, booking.
+    /// Comma-separated: baseline, info, off, json, booking, memory, sqlite, redis.
     #[arg(
         long,
         default_value = "baseline,info,off,booking",
@@ -94,6 +123,10 @@ struct Args {
     /// The baseline binary (default: next to this example).
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// The store of every sms-sessions run but `memory`, `sqlite` and `redis` (which name
+    /// theirs): cookie (the server's default), memory, sqlite or redis, as those runs set it.
+    #[arg(long, value_enum, default_value_t = Mode::Cookie)]
+    store: Mode,
     /// The flows directory of the `booking` run (default: this repository's config/flows).
     #[arg(long, default_value = FLOWS_DIR)]
     flows_dir: PathBuf,
@@ -133,17 +166,25 @@ fn main() -> ExitCode {
         let mut results = Vec::new();
         for name in &args.runs {
             let Some(target) = target(&args, name) else {
-                eprintln!("load: unknown run {name:?} (baseline, info, off, json, booking)");
+                eprintln!(
+                    "load: unknown run {name:?} \
+                     (baseline, info, off, json, booking, memory, sqlite, redis)"
+                );
                 return ExitCode::from(2);
             };
             eprintln!("load: {name} (round {round}) ...");
+            // A run that cannot start (no redis-server, a store the server cannot open)
+            // fails alone: the others are still measured, and the exit status is 1.
             match runtime.block_on(run(&args, name, &target, pin)) {
                 Ok(measured) => results.push(measured),
                 Err(error) => {
                     eprintln!("load: {name}: {error}");
-                    return ExitCode::from(1);
+                    failed = true;
                 }
             }
+        }
+        if results.is_empty() {
+            continue;
         }
         if args.rounds > 1 {
             println!("\nround {round}");
@@ -164,10 +205,17 @@ fn main() -> ExitCode {
 }
 
 fn print_setup(args: &Args, cores: usize, pin: bool) {
-    let placement = if pin {
-        "server pinned to core 0, load on core 1"
-    } else {
-        "not pinned"
+    let redis = args
+        .runs
+        .iter()
+        .any(|name| store(args, name) == Mode::Redis);
+    let placement = match (pin, redis) {
+        (true, false) => "server pinned to core 0, load on core 1",
+        (true, true) => {
+            "server pinned to core 0, load on core 1, and each run's own redis-server on core 1 \
+             too (it shares that core with the load)"
+        }
+        (false, _) => "not pinned",
     };
     println!(
         "phones {} · in flight {} · {} measured texts per run after {} warm-up · payload {} · \
@@ -176,7 +224,18 @@ fn print_setup(args: &Args, cores: usize, pin: bool) {
     );
 }
 
-/// The command line and environment of one run.
+/// The store a run uses: the one it is named after, else `--store` (the baseline has none).
+fn store(args: &Args, name: &str) -> Mode {
+    match name {
+        "baseline" => Mode::Cookie,
+        "memory" => Mode::Memory,
+        "sqlite" => Mode::Sqlite,
+        "redis" => Mode::Redis,
+        _ => args.store,
+    }
+}
+
+/// The command line and environment of one run (but its store: see [`store`]).
 fn target(args: &Args, name: &str) -> Option<Target> {
     let here = std::env::current_exe().ok()?;
     let examples = here.parent()?.to_path_buf();
@@ -189,7 +248,7 @@ fn target(args: &Args, name: &str) -> Option<Target> {
         });
     }
     let (level, format) = match name {
-        "info" | "booking" => ("info", "text"),
+        "info" | "booking" | "memory" | "sqlite" | "redis" => ("info", "text"),
         "off" => ("off", "text"),
         "json" => ("info", "json"),
         _ => return None,
@@ -237,14 +296,21 @@ async fn run(args: &Args, name: &str, target: &Target, pin: bool) -> Result<Meas
             busy * 100.0
         );
     }
-    let server = Running::start(target, pin.then_some("0"))
+    // Declared before the server, so dropped after it on every path.
+    let backing = Backing::start(store(args, name), pin.then_some("1"))?;
+    let mut target = target.clone();
+    if let Some(url) = &backing.url {
+        target.env.push(("SMS_SESSIONS_STORE".into(), url.clone()));
+    }
+    let target = &target;
+    let mut server = Running::start(target, pin.then_some("0"))
         .map_err(|e| format!("cannot start {}: {e}", target.program.display()))?;
     let signer = Arc::new(Signer {
         token: AuthToken::new(TOKEN).expect("non-empty"),
         signed_url: format!("{PUBLIC_URL}/sms"),
         addr: server.addr,
     });
-    let first_webhook = first_webhook(&server, &signer, &args.payload).await?;
+    let first_webhook = first_webhook(&mut server, &signer, &args.payload).await?;
     let rss_idle = server.memory_kib("VmRSS");
     let pool = phones(args)?;
     let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
@@ -259,12 +325,12 @@ async fn run(args: &Args, name: &str, target: &Target, pin: bool) -> Result<Meas
         )
     };
     let warmup = load(args.warmup).await;
-    let ticks_before = Ticks::read(&server)?;
+    let ticks_before = Ticks::read(&server, &backing)?;
     let rss_start = server.memory_kib("VmRSS");
     let mut tally = load(args.requests / 2).await;
     let rss_middle = server.memory_kib("VmRSS");
     tally.add(load(args.requests - args.requests / 2).await);
-    let ticks = Ticks::read(&server)?.since(ticks_before);
+    let ticks = Ticks::read(&server, &backing)?.since(ticks_before);
     let rss = [rss_idle, rss_start, rss_middle, server.memory_kib("VmRSS")];
     let peak_rss = server.memory_kib("VmHWM");
     drop(pool);
@@ -274,14 +340,21 @@ async fn run(args: &Args, name: &str, target: &Target, pin: bool) -> Result<Meas
     let cpu = Cpu {
         user: seconds(ticks.server_user),
         system: seconds(ticks.server_system),
+        store: ticks.store.map(seconds),
         others_cores: seconds(ticks.others()).as_secs_f64() / tally.elapsed.as_secs_f64(),
     };
     let memory = Memory {
         rss_kib: rss,
         peak_rss_kib: peak_rss,
     };
-    Ok(Measured::new(
+    let run = Run {
         name,
+        store: backing.mode.name(),
+        pinned: pin,
+        in_flight: args.in_flight,
+    };
+    Ok(Measured::new(
+        run,
         tally,
         warmup,
         cpu,
@@ -291,27 +364,35 @@ async fn run(args: &Args, name: &str, target: &Target, pin: bool) -> Result<Meas
     ))
 }
 
-/// CPU ticks of the server (user, system), of this process, and of the whole machine.
+/// CPU ticks of the server (user, system), of the run's own Redis if it has one, of this
+/// process, and of the whole machine.
 #[derive(Clone, Copy)]
 struct Ticks {
     server: (u64, u64),
+    store: Option<(u64, u64)>,
     own: u64,
     machine: machine::CpuTicks,
 }
 
 impl Ticks {
-    fn read(server: &Running) -> Result<Self, String> {
+    fn read(server: &Running, backing: &Backing) -> Result<Self, String> {
         Ok(Self {
             server: server.cpu_ticks().map_err(|e| e.to_string())?,
+            store: backing.cpu_ticks()?,
             own: machine::own_ticks(),
             machine: machine::CpuTicks::now(),
         })
     }
 
     fn since(self, earlier: Self) -> Spent {
+        let store = match (self.store, earlier.store) {
+            (Some(now), Some(then)) => Some(now.0 + now.1 - then.0 - then.1),
+            _ => None,
+        };
         Spent {
             server_user: self.server.0 - earlier.server.0,
             server_system: self.server.1 - earlier.server.1,
+            store,
             own: self.own.saturating_sub(earlier.own),
             machine: self.machine.busy_since(earlier.machine),
         }
@@ -321,6 +402,8 @@ impl Ticks {
 struct Spent {
     server_user: u64,
     server_system: u64,
+    /// The run's own Redis (user + system).
+    store: Option<u64>,
     own: u64,
     machine: u64,
 }
@@ -328,14 +411,15 @@ struct Spent {
 impl Spent {
     /// Ticks spent by every other process.
     fn others(&self) -> u64 {
-        let ours = self.server_user + self.server_system + self.own;
+        let ours = self.server_user + self.server_system + self.store.unwrap_or(0) + self.own;
         self.machine.saturating_sub(ours)
     }
 }
 
-/// Spawn to the first 200 from `/sms`: retries the connection until the port is open.
+/// Spawn to the first 200 from `/sms`: retries the connection until the port is open (or the
+/// server exits: one that cannot open its store does, and says why on stderr).
 async fn first_webhook(
-    server: &Running,
+    server: &mut Running,
     signer: &Signer,
     payload: &str,
 ) -> Result<Duration, String> {
@@ -344,6 +428,11 @@ async fn first_webhook(
     loop {
         if phone::connect(server.addr).await.is_ok() {
             break;
+        }
+        if let Some(status) = server.exited() {
+            return Err(format!(
+                "the server exited before its first webhook ({status})"
+            ));
         }
         if Instant::now() > give_up {
             return Err("the server did not open its port within 10 s".into());

@@ -67,7 +67,9 @@ pub struct Phone {
     number: String,
     from: String,
     template: Arc<Template>,
-    /// `name=value` of the session cookie, as Twilio's jar for this pair keeps it.
+    /// `name=value` of the session cookie, as Twilio's jar for this pair keeps it. In a store
+    /// mode the server sends no `Set-Cookie`, so it stays empty: the count is the server's,
+    /// kept under the (To, From) pair, and checked all the same.
     cookie: Option<String>,
     /// Texts this phone knows the server has counted (the counter), or has sent.
     sent: u64,

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How to start one server.
+#[derive(Clone)]
 pub struct Target {
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -65,16 +66,12 @@ impl Running {
 
     /// User and system CPU ticks so far (all threads), from `/proc/PID/stat`.
     pub fn cpu_ticks(&self) -> std::io::Result<(u64, u64)> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
-        // Fields after the parenthesised command name, which may hold spaces: state is
-        // field 3, utime 14 and stime 15.
-        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-        match (ticks(11), ticks(12)) {
-            (Some(utime), Some(stime)) => Ok((utime, stime)),
-            _ => Err(std::io::Error::other("unexpected /proc/PID/stat")),
-        }
+        proc_ticks(self.pid())
+    }
+
+    /// How it exited, if it has (a server that cannot start exits at once).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// A `/proc/PID/status` memory field (`VmRSS`, `VmHWM`) in KiB.
@@ -111,6 +108,20 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A process's user and system CPU ticks so far (all threads), from `/proc/PID/stat`.
+pub fn proc_ticks(pid: u32) -> std::io::Result<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name, which may hold spaces: state is field 3,
+    // utime 14 and stime 15.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(utime), Some(stime)) => Ok((utime, stime)),
+        _ => Err(std::io::Error::other("unexpected /proc/PID/stat")),
     }
 }
 
