@@ -2,22 +2,20 @@
 //! see `common/redis_server.rs`): the backend contract, then what only Redis has — key names
 //! in a shared keyspace, outages and restarts, prefixes.
 //!
-//! To run the shared suite instead of the contract checks below (once
-//! `tests/common/store_suite.rs` is here):
-//! `#[path = "common/store_suite.rs"] mod store_suite;` and, in `contract`,
-//! `store_suite::conformance(Arc::new(store)).await;`
+//! The contract is `tests/common/store_suite.rs`, the suite every backend runs.
 
-#[path = "common/redis_server.rs"]
-mod redis_server;
+mod common;
+#[path = "common/store_suite.rs"]
+mod store_suite;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis_server::RedisServer;
+use common::redis_server::RedisServer;
 use sms_sessions::session::{Pair, SessionSecret};
 use sms_sessions::store::{
-    Backend, Begin, Commit, ConvKey, Limits, RedisStore, Seen, Started, Store, StoreConfig,
-    StoreError, StoreUrl, Stored, Write, unix_ms,
+    Backend, Begin, Commit, ConvKey, Limits, RedisStore, Started, Store, StoreConfig, StoreError,
+    StoreUrl, Write, unix_ms,
 };
 
 const LIMITS: Limits = Limits {
@@ -26,9 +24,6 @@ const LIMITS: Limits = Limits {
     replay_window: Duration::from_secs(24 * 3600),
     lease: Duration::from_secs(30),
 };
-const HORIZON: u64 = 120_000;
-const WINDOW: u64 = 24 * 3_600_000;
-const LEASE: u64 = 30_000;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -43,24 +38,7 @@ async fn contract() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    conformance(Arc::new(connect(&server, "contract").await)).await;
-}
-
-/// Every check of the backend contract (`src/store/backend.rs`), each on keys of its own and
-/// at synthetic times.
-async fn conformance<B: Backend>(backend: Arc<B>) {
-    let b = backend.as_ref();
-    empty_begin_owns_nothing(b).await;
-    commit_writes_state_and_frees_the_pair(b).await;
-    applied_sid_is_seen_with_its_reply_then_without_then_not(b).await;
-    live_lease_of_any_token_is_busy_until_it_ends(b).await;
-    stale_token_commit_is_lease_lost_and_writes_nothing(b).await;
-    release_by_another_token_keeps_the_lease(b).await;
-    commit_without_data_deletes_but_the_marker_stays(b).await;
-    peek_takes_no_lease_and_delete_keeps_markers(b).await;
-    large_and_binary_values_round_trip(b).await;
-    keys_are_isolated(b).await;
-    concurrent_steps_each_apply_once(backend).await;
+    store_suite::conformance(Arc::new(connect(&server, "contract").await)).await;
 }
 
 fn random_key() -> ConvKey {
@@ -102,293 +80,6 @@ async fn apply(b: &impl Backend, key: &ConvKey, sid: &str, data: &[u8], reply: &
     assert!(matches!(begin(b, key, sid, 1, now).await, Begin::Owned(_)));
     let done = commit(b, key, sid, 1, write(Some(data), reply), now).await;
     assert_eq!(done, Commit::Done);
-}
-
-async fn empty_begin_owns_nothing(b: &impl Backend) {
-    let now = synthetic_now();
-    assert_eq!(
-        begin(b, &random_key(), &random_sid(), 7, now).await,
-        Begin::Owned(None)
-    );
-}
-
-async fn commit_writes_state_and_frees_the_pair(b: &impl Backend) {
-    let (key, now) = (random_key(), synthetic_now());
-    apply(b, &key, &random_sid(), b"count=1", b"<Response/>", now).await;
-    // The lease went with the commit: the next text owns the pair at once, state included.
-    let expected = Stored {
-        data: b"count=1".to_vec(),
-        touched_ms: now,
-    };
-    assert_eq!(
-        begin(b, &key, &random_sid(), 2, now + 1).await,
-        Begin::Owned(Some(expected))
-    );
-}
-
-async fn applied_sid_is_seen_with_its_reply_then_without_then_not(b: &impl Backend) {
-    let (key, sid, now) = (random_key(), random_sid(), synthetic_now());
-    let reply = b"<Response><Message>1</Message></Response>";
-    apply(b, &key, &sid, b"count=1", reply, now).await;
-    let seen = |reply: Option<&[u8]>| {
-        Begin::Seen(Seen {
-            applied_ms: now,
-            reply: reply.map(<[u8]>::to_vec),
-        })
-    };
-    assert_eq!(begin(b, &key, &sid, 2, now).await, seen(Some(reply)));
-    assert_eq!(
-        begin(b, &key, &sid, 2, now + HORIZON - 1).await,
-        seen(Some(reply))
-    );
-    assert_eq!(begin(b, &key, &sid, 2, now + HORIZON).await, seen(None));
-    assert_eq!(begin(b, &key, &sid, 2, now + WINDOW - 1).await, seen(None));
-    // Seen took no lease: another text owns the pair.
-    assert!(matches!(
-        begin(b, &key, &random_sid(), 3, now + 1).await,
-        Begin::Owned(Some(_))
-    ));
-    // Past the replay window the MessageSid is new again (and finds the lease of token 3
-    // ended long ago).
-    assert!(matches!(
-        begin(b, &key, &sid, 4, now + WINDOW).await,
-        Begin::Owned(Some(_))
-    ));
-}
-
-async fn live_lease_of_any_token_is_busy_until_it_ends(b: &impl Backend) {
-    let (key, now) = (random_key(), synthetic_now());
-    assert_eq!(
-        begin(b, &key, &random_sid(), 1, now).await,
-        Begin::Owned(None)
-    );
-    assert_eq!(begin(b, &key, &random_sid(), 2, now + 1).await, Begin::Busy);
-    assert_eq!(
-        begin(b, &key, &random_sid(), 2, now + LEASE - 1).await,
-        Begin::Busy
-    );
-    // Busy whatever the token, the holder's own included.
-    assert_eq!(begin(b, &key, &random_sid(), 1, now + 1).await, Begin::Busy);
-    assert_eq!(
-        begin(b, &key, &random_sid(), 2, now + LEASE).await,
-        Begin::Owned(None)
-    );
-}
-
-async fn stale_token_commit_is_lease_lost_and_writes_nothing(b: &impl Backend) {
-    let (key, now) = (random_key(), synthetic_now());
-    apply(b, &key, &random_sid(), b"count=1", b"r1", now).await;
-    let (stale, fresh) = (random_sid(), random_sid());
-    assert!(matches!(
-        begin(b, &key, &stale, 10, now + 1).await,
-        Begin::Owned(_)
-    ));
-    // Token 10 outlived its lease; token 11 took the pair.
-    assert!(matches!(
-        begin(b, &key, &fresh, 11, now + 1 + LEASE).await,
-        Begin::Owned(_)
-    ));
-    let late = commit(
-        b,
-        &key,
-        &stale,
-        10,
-        write(Some(b"count=9"), b"r9"),
-        now + 2 + LEASE,
-    );
-    assert_eq!(late.await, Commit::LeaseLost);
-    let kept = Stored {
-        data: b"count=1".to_vec(),
-        touched_ms: now,
-    };
-    assert_eq!(b.peek(&key).await.expect("peek"), Some(kept));
-    // Token 11 still holds the pair and commits.
-    let on_time = commit(
-        b,
-        &key,
-        &fresh,
-        11,
-        write(Some(b"count=2"), b"r2"),
-        now + 3 + LEASE,
-    );
-    assert_eq!(on_time.await, Commit::Done);
-    // No marker for the lost commit: its text is new.
-    assert!(matches!(
-        begin(b, &key, &stale, 12, now + 4 + LEASE).await,
-        Begin::Owned(Some(_))
-    ));
-    // A lease that ended (nobody took it) cannot commit either.
-    let lapsed = commit(
-        b,
-        &key,
-        &stale,
-        12,
-        write(Some(b"count=9"), b"r9"),
-        now + 4 + 2 * LEASE,
-    );
-    assert_eq!(lapsed.await, Commit::LeaseLost);
-    assert_eq!(
-        b.peek(&key).await.expect("peek").map(|s| s.data),
-        Some(b"count=2".to_vec())
-    );
-}
-
-async fn release_by_another_token_keeps_the_lease(b: &impl Backend) {
-    let (key, now) = (random_key(), synthetic_now());
-    assert!(matches!(
-        begin(b, &key, &random_sid(), 5, now).await,
-        Begin::Owned(_)
-    ));
-    b.release(&key, 6).await.expect("release");
-    assert_eq!(begin(b, &key, &random_sid(), 7, now + 1).await, Begin::Busy);
-    b.release(&key, 5).await.expect("release");
-    assert!(matches!(
-        begin(b, &key, &random_sid(), 7, now + 2).await,
-        Begin::Owned(_)
-    ));
-    // Releasing a pair nobody holds, or twice, is harmless.
-    b.release(&random_key(), 1).await.expect("release");
-}
-
-async fn commit_without_data_deletes_but_the_marker_stays(b: &impl Backend) {
-    let (key, now) = (random_key(), synthetic_now());
-    apply(b, &key, &random_sid(), b"count=1", b"r1", now).await;
-    let sid = random_sid();
-    assert!(matches!(
-        begin(b, &key, &sid, 2, now + 1).await,
-        Begin::Owned(Some(_))
-    ));
-    let done = commit(b, &key, &sid, 2, write(None, b"bye"), now + 2).await;
-    assert_eq!(done, Commit::Done);
-    assert_eq!(b.peek(&key).await.expect("peek"), None);
-    let seen = Seen {
-        applied_ms: now + 2,
-        reply: Some(b"bye".to_vec()),
-    };
-    assert_eq!(begin(b, &key, &sid, 3, now + 3).await, Begin::Seen(seen));
-    assert_eq!(
-        begin(b, &key, &random_sid(), 3, now + 3).await,
-        Begin::Owned(None)
-    );
-}
-
-async fn peek_takes_no_lease_and_delete_keeps_markers(b: &impl Backend) {
-    let (key, sid, now) = (random_key(), random_sid(), synthetic_now());
-    assert_eq!(b.peek(&key).await.expect("peek"), None);
-    apply(b, &key, &sid, b"a=1", b"r", now).await;
-    let stored = Stored {
-        data: b"a=1".to_vec(),
-        touched_ms: now,
-    };
-    assert_eq!(b.peek(&key).await.expect("peek"), Some(stored.clone()));
-    assert_eq!(
-        begin(b, &key, &random_sid(), 2, now + 1).await,
-        Begin::Owned(Some(stored))
-    );
-    b.release(&key, 2).await.expect("release");
-    b.delete(&key).await.expect("delete");
-    assert_eq!(b.peek(&key).await.expect("peek"), None);
-    assert!(matches!(
-        begin(b, &key, &sid, 3, now + 2).await,
-        Begin::Seen(_)
-    ));
-    b.delete(&random_key()).await.expect("deleting nothing");
-    b.ping().await.expect("ping");
-}
-
-async fn large_and_binary_values_round_trip(b: &impl Backend) {
-    let every_byte: Vec<u8> = (0..=255).collect();
-    let mut large: Vec<u8> = (0..64 * 1024).map(|_| rand::random()).collect();
-    large.extend_from_slice(&every_byte);
-    let reply: Vec<u8> = every_byte.iter().rev().copied().chain(*b"\r\n\0").collect();
-    for data in [large, every_byte, Vec::new()] {
-        let (key, sid, now) = (random_key(), random_sid(), synthetic_now());
-        apply(b, &key, &sid, &data, &reply, now).await;
-        let stored = Stored {
-            data: data.clone(),
-            touched_ms: now,
-        };
-        assert_eq!(b.peek(&key).await.expect("peek"), Some(stored.clone()));
-        let seen = Seen {
-            applied_ms: now,
-            reply: Some(reply.clone()),
-        };
-        assert_eq!(begin(b, &key, &sid, 2, now + 1).await, Begin::Seen(seen));
-        assert_eq!(
-            begin(b, &key, &random_sid(), 2, now + 1).await,
-            Begin::Owned(Some(stored))
-        );
-    }
-    // An empty reply is kept as empty, not as none.
-    let (key, sid, now) = (random_key(), random_sid(), synthetic_now());
-    apply(b, &key, &sid, b"x=1", b"", now).await;
-    let seen = Seen {
-        applied_ms: now,
-        reply: Some(Vec::new()),
-    };
-    assert_eq!(begin(b, &key, &sid, 2, now).await, Begin::Seen(seen));
-}
-
-async fn keys_are_isolated(b: &impl Backend) {
-    let (one, two, sid, now) = (random_key(), random_key(), random_sid(), synthetic_now());
-    apply(b, &one, &sid, b"k=1", b"r", now).await;
-    // The same MessageSid on another pair is another text; a lease on one pair blocks no other.
-    assert_eq!(begin(b, &two, &sid, 2, now).await, Begin::Owned(None));
-    assert!(matches!(
-        begin(b, &one, &random_sid(), 3, now).await,
-        Begin::Owned(Some(_))
-    ));
-    b.delete(&two).await.expect("delete");
-    assert!(b.peek(&one).await.expect("peek").is_some());
-}
-
-/// 64 steps of one pair at once, each retrying while Busy: each applies once, in some order.
-async fn concurrent_steps_each_apply_once<B: Backend>(backend: Arc<B>) {
-    let key = random_key();
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let backend = backend.clone();
-            tokio::spawn(async move { increment(backend.as_ref(), &key).await })
-        })
-        .collect();
-    let mut counts = Vec::new();
-    for task in tasks {
-        counts.push(task.await.expect("task"));
-    }
-    counts.sort_unstable();
-    assert_eq!(counts, (1..=64).collect::<Vec<u32>>());
-    let stored = backend.peek(&key).await.expect("peek").expect("stored");
-    assert_eq!(stored.data, b"count=64");
-}
-
-/// One text of the counter flow with real time: take the pair, add one, commit.
-async fn increment(b: &impl Backend, key: &ConvKey) -> u32 {
-    let (sid, token) = (random_sid(), rand::random());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let stored = match b.begin(key, &sid, token, unix_ms(), &LIMITS).await {
-            Ok(Begin::Owned(stored)) => stored,
-            Ok(Begin::Busy) => {
-                assert!(Instant::now() < deadline, "busy for 20 s");
-                let pause = Duration::from_micros(rand::random_range(200..2_000));
-                tokio::time::sleep(pause).await;
-                continue;
-            }
-            other => panic!("begin: {other:?}"),
-        };
-        let count = stored.map_or(0, |s| {
-            let text = String::from_utf8(s.data).expect("UTF-8");
-            text.strip_prefix("count=")
-                .and_then(|n| n.parse::<u32>().ok())
-                .expect("count=N")
-        }) + 1;
-        let data = format!("count={count}");
-        let reply = count.to_string();
-        let w = write(Some(data.as_bytes()), reply.as_bytes());
-        let done = b.commit(key, &sid, token, w, unix_ms(), &LIMITS).await;
-        assert_eq!(done.expect("commit"), Commit::Done);
-        return count;
-    }
 }
 
 // ---- What only Redis has -----------------------------------------------------------------

@@ -1,15 +1,13 @@
 //! A `redis-server` of a test's own: a free loopback port (never 6379), a scratch directory,
 //! no persistence; killed when dropped.
 //!
-//! Self-contained, so any test binary can use it without the rest of `tests/common`:
-//! `#[path = "common/redis_server.rs"] mod redis_server;`. The binary is
+//! `common::redis_server::RedisServer`. The binary is
 //! `$SMS_SESSIONS_REDIS_SERVER` if set (point it at `valkey-server` to test Valkey), else
 //! `redis-server` on the `PATH` (`scripts/install-redis.sh` installs Debian's). Missing, it
 //! fails the test under CI and skips it elsewhere.
 #![allow(dead_code)]
 
-#[path = "ci.rs"]
-mod ci;
+use super::ci;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

@@ -113,6 +113,8 @@ impl Server {
                 return picked;
             }
         }
+        // Its stderr is read to the end only once it has exited.
+        let _ = self.child.kill();
         let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default());
         panic!(
             "no such line within {WAIT:?}; stdout so far:\n{}\nstderr:\n{}",
