@@ -440,13 +440,18 @@ impl Store {
         let mut pause = Duration::from_millis(2);
         let stored = loop {
             let now_ms = unix_ms();
-            match self
-                .call(
-                    "begin",
-                    self.backend.begin(&key, sid, token, now_ms, &self.limits),
-                )
-                .await?
-            {
+            let begin = self.backend.begin(&key, sid, token, now_ms, &self.limits);
+            let begun = self.call("begin", begin).await.inspect_err(|_| {
+                // It may have taken the lease before the deadline cut it off: give it back,
+                // so the pair's next text need not wait for the lease to run out.
+                let store = self.clone();
+                tokio::spawn(async move {
+                    let _ = store
+                        .call("release", store.backend.release(&key, token))
+                        .await;
+                });
+            })?;
+            match begun {
                 Begin::Seen(seen) => return Ok(Started::Seen(seen)),
                 Begin::Owned(stored) => break stored,
                 Begin::Busy => {
@@ -619,11 +624,13 @@ impl Step {
             unix_ms(),
             &store.limits,
         );
+        // On an error the step is dropped uncommitted and releases its lease: a commit that
+        // still lands after that finds the lease gone and writes nothing (LeaseLost), and one
+        // that landed before is found by the retry of this text, through its marker.
         let outcome = store.call("commit", commit).await;
-        // Whatever the answer, the lease is not ours to release any more: a timeout may
-        // still have committed (a retry of this text then finds its marker).
+        let outcome = outcome.map_err(Unavailable::from)?;
         self.committed = true;
-        match outcome.map_err(Unavailable::from)? {
+        match outcome {
             Commit::Done => {}
             Commit::LeaseLost => return Err(Unavailable::LeaseLost.into()),
         }
