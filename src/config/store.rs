@@ -39,7 +39,7 @@ impl RawStore {
             Some(text) => duration("store.timeout", text)?,
             None => defaults.timeout,
         };
-        if timeout * 2 >= request_timeout {
+        if url != StoreUrl::Cookie && timeout * 2 >= request_timeout {
             return Err(error(
                 "store.timeout",
                 "must be less than half of server.request_timeout (a step makes two store calls)",
