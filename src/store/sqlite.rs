@@ -11,9 +11,9 @@
 //!
 //! # One process, one thread
 //! A lock file next to the database (`PATH.lock`, an exclusive advisory lock held while the
-//! store is open) keeps a second server off the same file: leases only mean something to the
-//! process that took them, and with that lock any lease found at open belongs to a process
-//! that is gone, so they are cleared then.
+//! store is open) keeps a second server off the same file. Leases therefore only mean
+//! something to this process: the store's thread keeps them in memory ([`ops::Leases`]),
+//! which spares every `begin` a write, and a process that dies takes its leases with it.
 //!
 //! rusqlite is synchronous, so one dedicated OS thread owns the connection and runs every
 //! operation, fed by a channel; an async call sends its [`Op`] and awaits the answer. The
@@ -33,7 +33,7 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
-use self::ops::{Answer, BeginOp, CommitOp, Fail, Op};
+use self::ops::{Answer, BeginOp, CommitOp, Fail, Leases, Op};
 use super::ConvKey;
 use super::backend::{Backend, Begin, Commit, Limits, StoreError, Stored, Write};
 
@@ -147,6 +147,7 @@ fn lock(path: &Path) -> Result<File, String> {
 /// before giving up the lock file.
 fn serve(mut conn: Connection, lock: File, mut queue: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut leases = Leases::new();
     while let Some(job) = queue.blocking_recv() {
         batch.push(job);
         while batch.len() < MAX_BATCH {
@@ -155,7 +156,7 @@ fn serve(mut conn: Connection, lock: File, mut queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        run_batch(&mut conn, &mut batch);
+        run_batch(&mut conn, &mut leases, &mut batch);
     }
     if let Err((_, error)) = conn.close() {
         tracing::warn!(%error, "store: closing the SQLite database failed");
@@ -167,20 +168,22 @@ fn serve(mut conn: Connection, lock: File, mut queue: mpsc::Receiver<Job>) {
 ///
 /// When SQLite fails part-way (or at the commit) nothing of the batch was written, so each job
 /// runs again in a transaction of its own: one bad operation costs only its own answer.
-fn run_batch(conn: &mut Connection, batch: &mut Vec<Job>) {
+fn run_batch(conn: &mut Connection, leases: &mut Leases, batch: &mut Vec<Job>) {
     batch.retain(|job| !(job.op.only_for_caller() && job.answer.is_closed()));
     if batch.is_empty() {
         return;
     }
-    let answers = match transaction(conn, batch.iter()) {
+    let answers = match transaction(conn, leases, batch.iter()) {
         Ok(answers) => answers,
         Err(error) if batch.len() == 1 => vec![Err(error.into())],
         Err(_) => batch
             .iter()
-            .map(|job| match transaction(conn, std::iter::once(job)) {
-                Ok(mut answer) => answer.pop().unwrap_or(Err(lost())),
-                Err(error) => Err(error.into()),
-            })
+            .map(
+                |job| match transaction(conn, leases, std::iter::once(job)) {
+                    Ok(mut answer) => answer.pop().unwrap_or(Err(lost())),
+                    Err(error) => Err(error.into()),
+                },
+            )
             .collect(),
     };
     for (job, answer) in batch.drain(..).zip(answers) {
@@ -193,20 +196,25 @@ fn lost() -> StoreError {
 }
 
 /// Runs `jobs` in order in one `BEGIN IMMEDIATE` transaction: their answers if it committed.
+/// The leases change with the transaction: on a rollback they are as they were.
 fn transaction<'a>(
     conn: &mut Connection,
+    leases: &mut Leases,
     jobs: impl Iterator<Item = &'a Job>,
 ) -> Result<Vec<Result<Answer, StoreError>>, Fail> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Only the steps in flight hold one: a copy is a few dozen entries at most.
+    let mut changed = leases.clone();
     let mut answers = Vec::new();
     for job in jobs {
-        answers.push(match job.op.run(&tx) {
+        answers.push(match job.op.run(&tx, &mut changed) {
             Ok(answer) => Ok(answer),
             Err(Fail::Corrupt(what)) => Err(StoreError::Corrupt(what)),
             Err(fail @ Fail::Sql(_)) => return Err(fail), // dropping `tx` rolls back
         });
     }
     tx.commit()?;
+    *leases = changed;
     Ok(answers)
 }
 
@@ -417,7 +425,7 @@ mod tests {
         assert!(matches!(first, Ok(Begin::Owned(None))), "{first:?}");
         let busy = store.begin(&key, "SM2", 2, now + 1, &LIMITS).await;
         assert!(matches!(busy, Ok(Begin::Busy)), "{busy:?}");
-        drop(store); // as if the process died mid-step: the lease row stays in the file
+        drop(store); // as if the process died mid-step
 
         let store = SqliteStore::open(&scratch.db()).expect("reopen");
         let again = store.begin(&key, "SM2", 2, now + 2, &LIMITS).await;

@@ -5,6 +5,8 @@
 //! of the same transaction can still commit. Time is the caller's `now_ms`, never the clock:
 //! the tests simulate time that way.
 
+use std::collections::HashMap;
+
 use rusqlite::types::ValueRef;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
@@ -56,6 +58,14 @@ pub struct CommitOp {
     pub now_ms: u64,
 }
 
+/// The leases of the steps in flight: (token, until_ms) per conversation key.
+///
+/// Kept by the store's thread, not in the file: the lock file makes this process the file's
+/// only user, so a lease means nothing to anyone else, and one in the file would cost every
+/// `begin` a write. The thread runs every operation, so a lease is checked and taken
+/// atomically with the reads and writes around it, as it would be in a table.
+pub type Leases = HashMap<[u8; 16], (u64, u64)>;
+
 /// What an [`Op`] answers.
 #[derive(Debug)]
 pub enum Answer {
@@ -87,13 +97,14 @@ impl Op {
         matches!(self, Self::Begin(_) | Self::Peek { .. } | Self::Ping)
     }
 
-    pub fn run(&self, tx: &Transaction<'_>) -> Result<Answer, Fail> {
+    pub fn run(&self, tx: &Transaction<'_>, leases: &mut Leases) -> Result<Answer, Fail> {
         match self {
-            Self::Begin(op) => op.run(tx).map(Answer::Begin),
-            Self::Commit(op) => op.run(tx).map(Answer::Commit),
+            Self::Begin(op) => op.run(tx, leases).map(Answer::Begin),
+            Self::Commit(op) => op.run(tx, leases).map(Answer::Commit),
             Self::Release { key, token } => {
-                let mut stmt = tx.prepare_cached(RELEASE)?;
-                stmt.execute(params![key, token.cast_signed()])?;
+                if leases.get(key).is_some_and(|(holder, _)| holder == token) {
+                    leases.remove(key);
+                }
                 Ok(Answer::Done)
             }
             Self::Peek { key } => conversation(tx, key).map(Answer::Peek),
@@ -110,13 +121,16 @@ impl Op {
                 ttl_ms,
                 window_ms,
                 horizon_ms,
-            } => sweep(tx, *now_ms, *ttl_ms, *window_ms, *horizon_ms).map(Answer::Swept),
+            } => {
+                leases.retain(|_, (_, until_ms)| *until_ms > *now_ms);
+                sweep(tx, *now_ms, *ttl_ms, *window_ms, *horizon_ms).map(Answer::Swept)
+            }
         }
     }
 }
 
 impl BeginOp {
-    fn run(&self, tx: &Transaction<'_>) -> Result<Begin, Fail> {
+    fn run(&self, tx: &Transaction<'_>, leases: &mut Leases) -> Result<Begin, Fail> {
         let Self {
             key,
             sid,
@@ -133,19 +147,20 @@ impl BeginOp {
                 return Ok(Begin::Seen(Seen { applied_ms, reply }));
             }
         }
-        if lease(tx, key)?.is_some_and(|(_, until_ms)| until_ms > *now_ms) {
+        if leases
+            .get(key)
+            .is_some_and(|(_, until_ms)| until_ms > now_ms)
+        {
             return Ok(Begin::Busy);
         }
         let stored = conversation(tx, key)?;
-        let until_ms = now_ms.saturating_add(*lease_ms);
-        let mut stmt = tx.prepare_cached(TAKE_LEASE)?;
-        stmt.execute(params![key, token.cast_signed(), int(until_ms)])?;
+        leases.insert(*key, (*token, now_ms.saturating_add(*lease_ms)));
         Ok(Begin::Owned(stored))
     }
 }
 
 impl CommitOp {
-    fn run(&self, tx: &Transaction<'_>) -> Result<Commit, Fail> {
+    fn run(&self, tx: &Transaction<'_>, leases: &mut Leases) -> Result<Commit, Fail> {
         let Self {
             key,
             sid,
@@ -154,8 +169,8 @@ impl CommitOp {
             reply,
             now_ms,
         } = self;
-        let held = lease(tx, key)?;
-        if !held.is_some_and(|(holder, until_ms)| holder == *token && until_ms > *now_ms) {
+        let held = leases.get(key);
+        if !held.is_some_and(|(holder, until_ms)| holder == token && until_ms > now_ms) {
             return Ok(Commit::LeaseLost);
         }
         match data {
@@ -169,16 +184,13 @@ impl CommitOp {
         }
         let mut stmt = tx.prepare_cached(PUT_MARKER)?;
         stmt.execute(params![key, sid, int(*now_ms), reply])?;
-        tx.prepare_cached(DROP_LEASE)?.execute([key])?;
+        leases.remove(key);
         Ok(Commit::Done)
     }
 }
 
 const MARKER: &str = "SELECT applied_ms, reply FROM marker WHERE key = ?1 AND sid = ?2";
-const LEASE: &str = "SELECT token, until_ms FROM lease WHERE key = ?1";
 const CONVERSATION: &str = "SELECT data, touched_ms FROM conversation WHERE key = ?1";
-const TAKE_LEASE: &str = "INSERT INTO lease (key, token, until_ms) VALUES (?1, ?2, ?3) \
-     ON CONFLICT (key) DO UPDATE SET token = excluded.token, until_ms = excluded.until_ms";
 const PUT_CONVERSATION: &str = "INSERT INTO conversation (key, data, touched_ms) \
      VALUES (?1, ?2, ?3) \
      ON CONFLICT (key) DO UPDATE SET data = excluded.data, touched_ms = excluded.touched_ms";
@@ -186,8 +198,6 @@ const PUT_MARKER: &str = "INSERT INTO marker (key, sid, applied_ms, reply) \
      VALUES (?1, ?2, ?3, ?4) \
      ON CONFLICT (key, sid) DO UPDATE SET applied_ms = excluded.applied_ms, reply = excluded.reply";
 const DROP_CONVERSATION: &str = "DELETE FROM conversation WHERE key = ?1";
-const DROP_LEASE: &str = "DELETE FROM lease WHERE key = ?1";
-const RELEASE: &str = "DELETE FROM lease WHERE key = ?1 AND token = ?2";
 
 /// `sid`'s marker: when it was applied, and its reply unless the sweep dropped it.
 fn marker(tx: &Transaction<'_>, key: &[u8; 16], sid: &str) -> Result<Option<Marker>, Fail> {
@@ -207,23 +217,6 @@ fn read_marker(row: &Row<'_>) -> Result<Marker, Fail> {
         value => Some(blob(value, "marker.reply")?),
     };
     Ok((applied_ms, reply))
-}
-
-/// The lease on `key`, expired or not: (token, until_ms).
-fn lease(tx: &Transaction<'_>, key: &[u8; 16]) -> Result<Option<(u64, u64)>, Fail> {
-    let mut stmt = tx.prepare_cached(LEASE)?;
-    let row = stmt
-        .query_row([key], |row| Ok(read_lease(row)))
-        .optional()?;
-    row.transpose()
-}
-
-fn read_lease(row: &Row<'_>) -> Result<(u64, u64), Fail> {
-    let token = match row.get_ref(0)? {
-        ValueRef::Integer(token) => token.cast_unsigned(),
-        _ => return Err(Fail::Corrupt("lease.token is not an integer".into())),
-    };
-    Ok((token, ms(row.get_ref(1)?, "lease.until_ms")?))
 }
 
 fn conversation(tx: &Transaction<'_>, key: &[u8; 16]) -> Result<Option<Stored>, Fail> {
@@ -266,8 +259,6 @@ fn sweep(
         )?;
         stmt.execute([cutoff])?;
     }
-    let mut stmt = tx.prepare_cached("DELETE FROM lease WHERE until_ms <= ?1")?;
-    stmt.execute([int(now_ms)])?;
     Ok(u64::try_from(removed).unwrap_or(u64::MAX))
 }
 

@@ -29,11 +29,6 @@ CREATE TABLE IF NOT EXISTS marker (
     PRIMARY KEY (key, sid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS marker_applied ON marker (applied_ms);
-CREATE TABLE IF NOT EXISTS lease (
-    key BLOB PRIMARY KEY,
-    token INTEGER NOT NULL,
-    until_ms INTEGER NOT NULL
-) WITHOUT ROWID;
 ";
 
 /// The tables (and index) above; anything else in a file means it is not ours.
@@ -62,7 +57,8 @@ pub fn prepare(conn: &mut Connection) -> Result<(), String> {
     let setup = || -> rusqlite::Result<()> {
         tx.execute_batch(TABLES)?;
         tx.pragma_update(None, "user_version", VERSION)?;
-        tx.execute("DELETE FROM lease", [])?;
+        // Leases lived in the file before they moved to the store's thread.
+        tx.execute("DROP TABLE IF EXISTS lease", [])?;
         Ok(())
     };
     setup().map_err(|e| format!("cannot create the tables: {e}"))?;
