@@ -5,12 +5,14 @@
 //! short lock and never held across an await.
 //!
 //! # What it costs to remember
-//! Exactly-once means remembering every MessageSid for `store.replay_window` (24 h). A marker
-//! here is 32 bytes (a 128-bit id and the time it was applied) plus the map's overhead; the
-//! reply's bytes are kept only for `store.retry_horizon` (2 min). Both are trimmed oldest
-//! first at every commit, so memory follows the texts of the last 24 hours, not the process's
-//! age; conversations idle past `session.ttl` go at the sweep the [`Store`](super::Store) runs
-//! once a minute.
+//! Exactly-once means remembering every MessageSid for `store.replay_window` (24 h): here
+//! about 60 bytes each (a 128-bit id, the time it was applied, its place in the order), and
+//! the reply's bytes for `store.retry_horizon` (2 min). Both are trimmed oldest first at every
+//! commit, and at most [`MAX_MARKERS`] MessageSids are kept: past that the oldest is forgotten
+//! first (a replay of it would be applied again; a retry, which comes within seconds, is
+//! always among the newest). So the store's memory levels off at a few tens of MiB however
+//! long the process runs; conversations idle past `session.ttl` go at the sweep the
+//! [`Store`](super::Store) runs once a minute.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -20,6 +22,10 @@ use super::ConvKey;
 use super::backend::{Backend, Begin, Commit, Limits, Seen, StoreError, Stored, Write};
 
 const SHARDS: usize = 16;
+
+/// The most MessageSids remembered (for their replay window), across the shards.
+pub const MAX_MARKERS: usize = 100_000;
+const MAX_MARKERS_PER_SHARD: usize = MAX_MARKERS / SHARDS;
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -36,9 +42,10 @@ struct Shard {
     markers: HashMap<MarkerId, u64, Folded>,
     /// The reply of each MessageSid still within the retry horizon, with its marker's time.
     replies: HashMap<MarkerId, (u64, Vec<u8>), Folded>,
-    /// Markers, then replies, in the order they were written: trimmed from the front.
-    marker_order: VecDeque<(u64, MarkerId)>,
-    reply_order: VecDeque<(u64, MarkerId)>,
+    /// Every marker in the order it was written, oldest first; the first `replied` of them
+    /// have had their reply dropped already (past the retry horizon).
+    order: VecDeque<(u64, MarkerId)>,
+    replied: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -140,14 +147,15 @@ impl Shard {
             .is_some_and(|lease| lease.token == token && lease.until_ms > now_ms)
     }
 
-    /// Drops the replies past the horizon and the markers past the window, oldest first.
+    /// Drops the replies past the horizon, the markers past the window and those over
+    /// [`MAX_MARKERS_PER_SHARD`], oldest first; returns how many markers went.
     fn trim(&mut self, now_ms: u64, limits: &Limits) -> u64 {
         let horizon = Limits::ms(limits.retry_horizon);
-        while let Some(&(at, id)) = self.reply_order.front() {
+        while let Some(&(at, id)) = self.order.get(self.replied) {
             if now_ms.saturating_sub(at) < horizon {
                 break;
             }
-            self.reply_order.pop_front();
+            self.replied += 1;
             if self
                 .replies
                 .get(&id)
@@ -158,15 +166,23 @@ impl Shard {
         }
         let window = Limits::ms(limits.replay_window);
         let mut removed = 0;
-        while let Some(&(at, id)) = self.marker_order.front() {
-            if now_ms.saturating_sub(at) < window {
+        while let Some(&(at, id)) = self.order.front() {
+            if now_ms.saturating_sub(at) < window && self.order.len() <= MAX_MARKERS_PER_SHARD {
                 break;
             }
-            self.marker_order.pop_front();
+            self.order.pop_front();
+            self.replied = self.replied.saturating_sub(1);
             // Written again since (the same id applied later)? Then it is not this one's turn.
             if self.markers.get(&id) == Some(&at) {
                 self.markers.remove(&id);
                 removed += 1;
+                if self
+                    .replies
+                    .get(&id)
+                    .is_some_and(|(written, _)| *written == at)
+                {
+                    self.replies.remove(&id);
+                }
             }
         }
         removed
@@ -228,9 +244,8 @@ impl Backend for MemoryStore {
         shard.leases.remove(key);
         shard.trim(now_ms, limits);
         shard.markers.insert(id, now_ms);
-        shard.marker_order.push_back((now_ms, id));
         shard.replies.insert(id, (now_ms, write.reply.to_vec()));
-        shard.reply_order.push_back((now_ms, id));
+        shard.order.push_back((now_ms, id));
         Ok(Commit::Done)
     }
 
@@ -271,5 +286,71 @@ impl Backend for MemoryStore {
             shard.leases.retain(|_, l| l.until_ms > now_ms);
         }
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const LIMITS: Limits = Limits {
+        ttl: Duration::from_secs(4 * 3600),
+        retry_horizon: Duration::from_secs(120),
+        replay_window: Duration::from_secs(24 * 3600),
+        lease: Duration::from_secs(10),
+    };
+
+    async fn apply(store: &MemoryStore, key: &ConvKey, sid: &str, now_ms: u64) {
+        let owned = store.begin(key, sid, 1, now_ms, &LIMITS).await;
+        assert!(matches!(owned, Ok(Begin::Owned(_))), "{sid}: {owned:?}");
+        let write = Write {
+            data: Some(b"n=1"),
+            reply: b"<Response/>",
+        };
+        let done = store.commit(key, sid, 1, write, now_ms, &LIMITS).await;
+        assert_eq!(done.ok(), Some(Commit::Done));
+    }
+
+    #[tokio::test]
+    async fn past_the_cap_the_oldest_message_sids_are_forgotten_first() {
+        let store = MemoryStore::new();
+        let key = ConvKey::from_bytes([3; 16]);
+        let now = 1_700_000_000_000;
+        let texts = MAX_MARKERS_PER_SHARD + 100;
+        for n in 0..texts {
+            apply(&store, &key, &format!("SM{n}"), now + n as u64).await;
+        }
+        {
+            let shard = store.shard(&key);
+            assert!(shard.markers.len() <= MAX_MARKERS_PER_SHARD + 1);
+            assert_eq!(shard.order.len(), shard.markers.len());
+        }
+        let later = now + texts as u64;
+        let newest = format!("SM{}", texts - 1);
+        let newest = store.begin(&key, &newest, 2, later, &LIMITS).await;
+        assert!(
+            matches!(newest, Ok(Begin::Seen(_))),
+            "the newest is remembered"
+        );
+        let oldest = store.begin(&key, "SM0", 2, later, &LIMITS).await;
+        assert!(
+            matches!(oldest, Ok(Begin::Owned(_))),
+            "the oldest is forgotten"
+        );
+    }
+
+    #[tokio::test]
+    async fn replies_go_at_the_horizon_and_markers_stay_for_the_window() {
+        let store = MemoryStore::new();
+        let key = ConvKey::from_bytes([5; 16]);
+        let now = 1_700_000_000_000;
+        apply(&store, &key, "SM1", now).await;
+        let horizon = Limits::ms(LIMITS.retry_horizon);
+        apply(&store, &key, "SM2", now + horizon).await; // trims at its commit
+        let shard = store.shard(&key);
+        assert_eq!(shard.replies.len(), 1, "SM1's reply is gone");
+        assert_eq!(shard.markers.len(), 2, "its marker is not");
+        assert_eq!(shard.replied, 1);
     }
 }
