@@ -19,30 +19,7 @@ fi
 if [ "${#packages[@]}" -eq 0 ]; then
     exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-nginx: ${packages[*]} missing and apt-get is not available; install them yourself" >&2
-    exit 1
-fi
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-    sudo="sudo"
-fi
-
-policy=/usr/sbin/policy-rc.d
-created_policy=""
-if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
-    $sudo chmod 755 "$policy"
-    created_policy=yes
-fi
-cleanup() {
-    if [ -n "$created_policy" ]; then
-        $sudo rm -f "$policy"
-    fi
-}
-trap cleanup EXIT
-
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+# shellcheck source=scripts/apt-install.sh
+source "$(dirname "$0")/apt-install.sh"
+apt_install install-nginx "${packages[@]}"
 echo "install-nginx: installed $(/usr/sbin/nginx -v 2>&1), caddy $(caddy version)"

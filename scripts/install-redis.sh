@@ -10,32 +10,9 @@ if command -v redis-server >/dev/null 2>&1; then
     echo "install-redis: $(command -v redis-server) already present ($(redis-server --version | head -n1))"
     exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-redis: redis-server missing and apt-get is not available; install it yourself" >&2
-    exit 1
-fi
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-    sudo="sudo"
-fi
-
-policy=/usr/sbin/policy-rc.d
-created_policy=""
-if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
-    $sudo chmod 755 "$policy"
-    created_policy=yes
-fi
-cleanup() {
-    if [ -n "$created_policy" ]; then
-        $sudo rm -f "$policy"
-    fi
-}
-trap cleanup EXIT
-
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+# shellcheck source=scripts/apt-install.sh
+source "$(dirname "$0")/apt-install.sh"
+apt_install install-redis redis-server
 # Should the package's daemon have started after all (no policy-rc.d honoured): stop it and
 # keep it from starting at boot; the tests never use 6379.
 $sudo service redis-server stop >/dev/null 2>&1 || true

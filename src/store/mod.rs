@@ -759,6 +759,11 @@ mod tests {
         }
     }
 
+    fn memory_store() -> Arc<Store> {
+        let memory = AnyBackend::Memory(Box::default());
+        Arc::new(Store::with_backend(memory, secret(), limits()))
+    }
+
     const PAIR: Pair<'static> = Pair {
         to: "+14155550100",
         from: "+14155550199",
@@ -780,11 +785,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_queue_forgets_a_pair_once_its_last_step_is_done() {
-        let store = Arc::new(Store::with_backend(
-            AnyBackend::Memory(Box::default()),
-            secret(),
-            limits(),
-        ));
+        let store = memory_store();
         let deadline = Instant::now() + Duration::from_secs(1);
         let Ok(Started::Step(step)) = store.begin(PAIR, "SM1", deadline).await else {
             panic!("a fresh pair starts a step");
@@ -806,11 +807,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_step_releases_its_lease_for_the_next_text() {
-        let store = Arc::new(Store::with_backend(
-            AnyBackend::Memory(Box::default()),
-            secret(),
-            limits(),
-        ));
+        let store = memory_store();
         let deadline = Instant::now() + Duration::from_secs(1);
         let Ok(Started::Step(step)) = store.begin(PAIR, "SM1", deadline).await else {
             panic!("starts");
