@@ -85,9 +85,20 @@ impl Number {
         self.int
             .len()
             .cmp(&other.int.len())
-            .then_with(|| self.int.cmp(&other.int))
-            .then_with(|| self.frac.cmp(&other.frac))
+            .then_with(|| cmp_digits(&self.int, &other.int))
+            .then_with(|| cmp_digits(&self.frac, &other.frac))
     }
+}
+
+/// `a.cmp(b)` for the few digits a reply's number has: a loop, where `str::cmp` calls
+/// `memcmp` (a tenth of a templated step's time went there).
+fn cmp_digits(a: &str, b: &str) -> Ordering {
+    for (x, y) in a.bytes().zip(b.bytes()) {
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// Builds a number from text the pattern matched (sign, digits, commas, one dot).

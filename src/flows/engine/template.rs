@@ -46,7 +46,9 @@ pub struct RenderError(String);
 
 /// Whether `text` holds template syntax; plain text is sent as it is.
 pub fn is_template(text: &str) -> bool {
-    text.contains("{{") || text.contains("{%") || text.contains("{#")
+    // One pass over the text: every `{`, and what follows it.
+    let bytes = text.as_bytes();
+    memchr::memchr_iter(b'{', bytes).any(|at| matches!(bytes.get(at + 1), Some(b'{' | b'%' | b'#')))
 }
 
 impl Default for Templates {
@@ -347,6 +349,22 @@ mod tests {
             render(source, &context()).unwrap(),
             "Booked! Cleaning on Tue Mar 10 at 2:00 PM for +14155550199."
         );
+    }
+
+    #[test]
+    fn template_syntax_is_told_from_plain_braces() {
+        for text in [
+            "{{ x }}",
+            "a {% if x %}b{% endif %}",
+            "{# note #}",
+            "{ {{x}}",
+            "{{",
+        ] {
+            assert!(is_template(text), "{text:?}");
+        }
+        for text in ["", "{", "a { b } c", "{ {", "trailing {", "}}", "%}"] {
+            assert!(!is_template(text), "{text:?}");
+        }
     }
 
     #[test]
