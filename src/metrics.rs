@@ -312,7 +312,8 @@ impl Metrics {
         }
     }
 
-    /// Times one store call (`op` one of `STORE_OPS`, else `delete`), counting it when it failed.
+    /// Times one store call (`op` one of `STORE_OPS`; others, `delete`, are not timed) and
+    /// counts it when it failed.
     pub fn store_call(&self, op: &str, took: std::time::Duration, ok: bool) {
         if let Some(index) = STORE_OPS.iter().position(|known| *known == op) {
             self.store_latency[index].observe(took.as_secs_f64());

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    SECRET, TOKEN, TestServer, inbound_pairs, message_text, post_signed, set_cookie, test_config,
-    text,
+    SECRET, TOKEN, TestServer, count_of, inbound_pairs, message_text, post_signed, set_cookie,
+    test_config, text,
 };
 use common_spawn::TempDir;
 use sms_sessions::client::http::{Reply, get_status};
@@ -39,15 +39,6 @@ fn counted(n: usize) -> String {
     match n {
         1 => "Hello, thanks for the new message.".into(),
         n => format!("Hello, thanks for message number {n}"),
-    }
-}
-
-/// The count a counter reply states.
-fn count_of(message: &str) -> usize {
-    match message.strip_prefix("Hello, thanks for message number ") {
-        Some(n) => n.parse().expect("a count"),
-        None if message == counted(1) => 1,
-        None => panic!("not a counter reply: {message}"),
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::redis_server::RedisServer;
-use common::{SECRET, TOKEN, inbound_pairs, message_text, try_post_signed};
+use common::{SECRET, TOKEN, count_of, inbound_pairs, message_text, try_post_signed};
 use common_spawn::{Server, TempDir};
 
 const TWILIO: &str = "+14155550100";
@@ -30,15 +30,6 @@ fn from(phone: usize) -> String {
 
 fn sid(phone: usize, text: usize) -> String {
     format!("SM{phone:016x}{text:016x}")
-}
-
-/// The count a counter reply states.
-fn count_of(message: &str) -> usize {
-    match message.strip_prefix("Hello, thanks for message number ") {
-        Some(n) => n.parse().expect("a count"),
-        None if message == "Hello, thanks for the new message." => 1,
-        None => panic!("not a counter reply: {message}"),
-    }
 }
 
 /// Sends text `text` of `phone` to `url`: `Some(count)` when answered 200, `None` when the

@@ -41,19 +41,6 @@ async fn contract() {
     store_suite::conformance(Arc::new(connect(&server, "contract").await)).await;
 }
 
-fn random_key() -> ConvKey {
-    ConvKey::from_bytes(rand::random())
-}
-
-fn random_sid() -> String {
-    format!("SM{:032x}", rand::random::<u128>())
-}
-
-/// A synthetic "now", far from the real clock's, so only the arguments decide.
-fn synthetic_now() -> u64 {
-    1_000_000_000_000 + rand::random_range(0..1_000_000_000)
-}
-
 fn write<'a>(data: Option<&'a [u8]>, reply: &'a [u8]) -> Write<'a> {
     Write { data, reply }
 }
@@ -154,7 +141,7 @@ async fn keys_and_values_hold_no_phone_numbers() {
         apply(
             &store,
             &key,
-            &random_sid(),
+            &store_suite::sid(),
             b"count=3&step=ask",
             reply.as_bytes(),
             now,
@@ -162,7 +149,7 @@ async fn keys_and_values_hold_no_phone_numbers() {
         .await;
         // Leave a lease too.
         assert!(matches!(
-            begin(&store, &key, &random_sid(), 9, now + 1).await,
+            begin(&store, &key, &store_suite::sid(), 9, now + 1).await,
             Begin::Owned(Some(_))
         ));
     }
@@ -205,14 +192,14 @@ async fn an_outage_fails_fast_and_a_restart_heals_without_reconnecting_by_hand()
     let store = RedisStore::connect(&server.url(), "outage", timeout)
         .await
         .expect("connect");
-    let key = random_key();
-    apply(&store, &key, &random_sid(), b"n=1", b"r", unix_ms()).await;
+    let key = store_suite::fresh_key();
+    apply(&store, &key, &store_suite::sid(), b"n=1", b"r", unix_ms()).await;
 
     server.stop();
     for _ in 0..3 {
         let started = Instant::now();
         let result = store
-            .begin(&key, &random_sid(), 2, unix_ms(), &LIMITS)
+            .begin(&key, &store_suite::sid(), 2, unix_ms(), &LIMITS)
             .await;
         let took = started.elapsed();
         assert!(
@@ -230,7 +217,7 @@ async fn an_outage_fails_fast_and_a_restart_heals_without_reconnecting_by_hand()
     let deadline = Instant::now() + Duration::from_secs(5);
     let healed = loop {
         match store
-            .begin(&key, &random_sid(), 3, unix_ms(), &LIMITS)
+            .begin(&key, &store_suite::sid(), 3, unix_ms(), &LIMITS)
             .await
         {
             Ok(begin) => break begin,
@@ -257,12 +244,16 @@ async fn prefixes_keep_deployments_apart() {
         connect(&server, "deploy-a").await,
         connect(&server, "deploy-b").await,
     );
-    let (key, sid, now) = (random_key(), random_sid(), synthetic_now());
+    let (key, sid, now) = (
+        store_suite::fresh_key(),
+        store_suite::sid(),
+        store_suite::base_ms(),
+    );
     apply(&a, &key, &sid, b"a=1", b"ra", now).await;
     assert_eq!(b.peek(&key).await.expect("peek"), None);
     // Neither a's marker nor a lease under a's prefix reaches b.
     assert!(matches!(
-        begin(&a, &key, &random_sid(), 2, now).await,
+        begin(&a, &key, &store_suite::sid(), 2, now).await,
         Begin::Owned(Some(_))
     ));
     assert_eq!(begin(&b, &key, &sid, 3, now).await, Begin::Owned(None));
@@ -410,19 +401,23 @@ async fn the_documented_acl_user_suffices() {
         .query_async(&mut admin)
         .await
         .expect("SCRIPT FLUSH");
-    let (key, sid, now) = (random_key(), random_sid(), synthetic_now());
+    let (key, sid, now) = (
+        store_suite::fresh_key(),
+        store_suite::sid(),
+        store_suite::base_ms(),
+    );
     apply(&store, &key, &sid, b"a=1", b"r", now).await;
     assert!(matches!(
         begin(&store, &key, &sid, 2, now).await,
         Begin::Seen(_)
     ));
     assert!(matches!(
-        begin(&store, &key, &random_sid(), 2, now).await,
+        begin(&store, &key, &store_suite::sid(), 2, now).await,
         Begin::Owned(Some(_))
     ));
     store.release(&key, 2).await.expect("release");
     assert!(store.peek(&key).await.expect("peek").is_some());
-    let sid = random_sid();
+    let sid = store_suite::sid();
     assert!(matches!(
         begin(&store, &key, &sid, 3, now).await,
         Begin::Owned(Some(_))

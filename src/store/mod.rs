@@ -438,7 +438,8 @@ impl Store {
             .map_err(|_| Unavailable::Busy)?;
         let token: u64 = rand::random();
         let mut pause = Duration::from_millis(2);
-        let stored = loop {
+        // The TTL is judged at the time the backend was asked, which took the lease.
+        let (stored, now_ms) = loop {
             let now_ms = unix_ms();
             let begin = self.backend.begin(&key, sid, token, now_ms, &self.limits);
             let begun = self.call("begin", begin).await.inspect_err(|_| {
@@ -453,7 +454,7 @@ impl Store {
             })?;
             match begun {
                 Begin::Seen(seen) => return Ok(Started::Seen(seen)),
-                Begin::Owned(stored) => break stored,
+                Begin::Owned(stored) => break (stored, now_ms),
                 Begin::Busy => {
                     if Instant::now() + pause >= deadline {
                         return Err(Unavailable::Busy);
@@ -477,7 +478,6 @@ impl Store {
             committed: false,
             turn: Some(turn),
         };
-        let now_ms = unix_ms();
         match stored {
             Some(stored) if self.is_live(&stored, now_ms) => {
                 step.data = self.decode(&stored)?;

@@ -262,6 +262,16 @@ pub async fn post_text(
     post_signed(url, url, &pairs, TOKEN, headers).await
 }
 
+/// The count the counter flow's reply states (`Hello, thanks for message number k`, or the
+/// first text's greeting, 1).
+pub fn count_of(message: &str) -> usize {
+    match message.strip_prefix("Hello, thanks for message number ") {
+        Some(n) => n.parse().expect("a count"),
+        None if message == "Hello, thanks for the new message." => 1,
+        None => panic!("not a counter reply: {message}"),
+    }
+}
+
 /// The text of the first `<Message>` in a TwiML reply.
 pub fn message_text(reply: &Reply) -> String {
     let body = text(reply);
