@@ -53,11 +53,7 @@ fn from_cookie(state: &AppState, webhook: &Webhook, message: &InboundMessage) ->
         from: message.from,
     };
     let now = unix_now();
-    let cookies = webhook
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
+    let cookies = cookie_headers(&webhook.headers);
     let mut session = state.sessions.open(cookies, pair, now);
     let outcome = session.outcome;
     log_fresh_start(outcome, message, &webhook.headers);
@@ -116,13 +112,7 @@ async fn from_store(
         Ok(Started::Seen(seen)) => return answer_seen(seen, log, request_id),
         Err(why) => return unavailable(&why, log("unavailable"), request_id),
     };
-    let cookies = || {
-        webhook
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-    };
+    let cookies = || cookie_headers(&webhook.headers);
     // A cookie left from cookie mode: its state, if there is none stored, and in any case a
     // Set-Cookie that makes Twilio drop it.
     let had_cookie = crate::session::cookie_values(cookies(), state.sessions.cookie_name())
@@ -199,6 +189,14 @@ fn unavailable(why: &Unavailable, log: WebhookLog, request_id: &str) -> Response
         .into_response();
     response.extensions_mut().insert(log);
     response
+}
+
+/// The request's `Cookie` headers that are text.
+fn cookie_headers(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
 }
 
 fn twiml(body: impl Into<axum::body::Body>) -> Response {
