@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{Request, header};
+use futures_util::FutureExt;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
 use sms_sessions::app::{AppState, service};
@@ -122,7 +123,8 @@ fn twiml_rendering(c: &mut Criterion) {
     c.bench_function("twiml/counter_reply", |b| {
         b.iter(|| {
             let mut state = state.clone();
-            Counter.reply(black_box(&message), &mut state).to_xml()
+            let reply = Counter.reply(black_box(&message), &mut state).now_or_never();
+            reply.expect("the counter never waits").to_xml()
         })
     });
     let mut rich = MessagingResponse::new();
@@ -218,7 +220,7 @@ fn bench_router(c: &mut Criterion, group: &str, new_sessions: bool) {
 fn flow_engine(c: &mut Criterion) {
     use sms_sessions::flows::engine::load::{LoadOptions, SourceFile, build};
     use sms_sessions::flows::engine::routing::Compiled;
-    use sms_sessions::flows::engine::run::{Inbound, Settings, step};
+    use sms_sessions::flows::engine::run::{Inbound, Settings, step_offline};
 
     let booking = include_str!("../config/flows/booking.toml");
     let source = |name: &str, text: &str| SourceFile {
@@ -234,6 +236,7 @@ fn flow_engine(c: &mut Criterion) {
         from: "+14155550199",
         to: "+14155550100",
         opt_out_type: None,
+        message_sid: "SM00000000000000000000000000000001",
         now,
     };
     // The state waiting at each ask, reached by the texts a person would send.
@@ -244,7 +247,7 @@ fn flow_engine(c: &mut Criterion) {
         ("a cleaning please", "ask_day"),
         ("tue", "ask_time"),
     ] {
-        step(&set, &settings, &inbound(text), &mut state);
+        step_offline(&set, &settings, &inbound(text), &mut state);
         assert_eq!(state.get("_n"), Some(node), "after {text:?}");
         waiting.push(state.clone());
     }
@@ -255,14 +258,14 @@ fn flow_engine(c: &mut Criterion) {
     group.bench_function("step/ask_with_cases", |b| {
         b.iter_batched(
             || waiting[0].clone(),
-            |mut state| step(&set, &settings, &inbound("a cleaning please"), &mut state),
+            |mut state| step_offline(&set, &settings, &inbound("a cleaning please"), &mut state),
             small,
         )
     });
     group.bench_function("step/ask_date_then_templated_question", |b| {
         b.iter_batched(
             || waiting[1].clone(),
-            |mut state| step(&set, &settings, &inbound("tue"), &mut state),
+            |mut state| step_offline(&set, &settings, &inbound("tue"), &mut state),
             small,
         )
     });
@@ -271,12 +274,12 @@ fn flow_engine(c: &mut Criterion) {
     let survey = include_str!("../config/flows/survey.toml");
     let survey = build(&[source("survey", survey)], &options, &Compiled).expect("the survey");
     let mut at_rating = SessionData::default();
-    step(&survey, &settings, &inbound("survey"), &mut at_rating);
+    step_offline(&survey, &settings, &inbound("survey"), &mut at_rating);
     assert_eq!(at_rating.get("_n"), Some("rating"));
     group.bench_function("step/ask_then_templated_branch", |b| {
         b.iter_batched(
             || at_rating.clone(),
-            |mut state| step(&survey, &settings, &inbound("10"), &mut state),
+            |mut state| step_offline(&survey, &settings, &inbound("10"), &mut state),
             small,
         )
     });

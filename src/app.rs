@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, MetricsExposure};
 use crate::connections;
-use crate::flows::{self, Flow};
+use crate::flows::{self, DynFlow};
 use crate::front::Front;
 use crate::logging::Observer;
 use crate::metrics::{self, Metrics};
@@ -24,7 +24,7 @@ use crate::twilio::webhook::{HasGate, WebhookGate, plain};
 #[derive(Clone)]
 pub struct AppState {
     pub sessions: Arc<SessionCodec>,
-    pub flow: Arc<dyn Flow>,
+    pub flow: Arc<dyn DynFlow>,
     pub gate: Arc<WebhookGate>,
     pub config: Arc<Config>,
     /// `None` when `server.metrics = false`.
@@ -40,14 +40,20 @@ impl AppState {
     /// Builds the state from a validated configuration, with the configured flow; flows from
     /// files are loaded and checked here, and refused with every problem found.
     pub fn new(config: Config) -> Result<Self, flows::LoadError> {
-        let loaded = flows::from_config(&config)?;
-        let mut state = Self::with_flow(config, loaded.flow());
+        let metrics = new_metrics(&config);
+        let loaded = flows::from_config(&config, metrics.clone())?;
+        let mut state = Self::build(config, loaded.flow(), metrics);
         state.files = loaded.files();
         Ok(state)
     }
 
     /// Builds the state with a flow of your own (see `examples/`).
-    pub fn with_flow(config: Config, flow: Arc<dyn Flow>) -> Self {
+    pub fn with_flow(config: Config, flow: Arc<dyn DynFlow>) -> Self {
+        let metrics = new_metrics(&config);
+        Self::build(config, flow, metrics)
+    }
+
+    fn build(config: Config, flow: Arc<dyn DynFlow>, metrics: Option<Arc<Metrics>>) -> Self {
         let session = &config.session;
         let secret = session.secret.clone().unwrap_or_else(SessionSecret::random);
         let sessions = SessionCodec::new(
@@ -67,8 +73,6 @@ impl AppState {
             body_timeout: config.server.request_timeout,
             account_sid: config.twilio.account_sid.as_deref().map(Into::into),
         };
-        let metrics =
-            (config.server.metrics != MetricsExposure::Off).then(|| Arc::new(Metrics::new()));
         Self {
             sessions: Arc::new(sessions),
             flow,
@@ -91,7 +95,11 @@ impl AppState {
             // Memory mode may run without a secret (validation refuses it for durable stores).
             None => vec![SessionSecret::random()],
         };
-        let lease = store_lease(config.store.timeout);
+        let calls = !config.flow.endpoints.is_empty();
+        let lease = store_lease(
+            config.store.timeout,
+            calls.then_some(config.server.request_timeout),
+        );
         self.store = Store::open(
             &config.store,
             secrets,
@@ -107,14 +115,24 @@ impl AppState {
     }
 }
 
+/// The metrics registry, unless `server.metrics = false`.
+fn new_metrics(config: &Config) -> Option<Arc<Metrics>> {
+    (config.server.metrics != MetricsExposure::Off).then(|| Arc::new(Metrics::new()))
+}
+
 /// How often expired conversations and markers are removed (memory and SQLite).
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How long one step may hold its pair: a begin and a commit, each within `store.timeout`,
-/// and the flow between them (microseconds today; call-outs will add their budget). A step
-/// on a replica that died mid-step blocks its pair no longer than this.
-fn store_lease(store_timeout: std::time::Duration) -> std::time::Duration {
-    store_timeout * 2 + std::time::Duration::from_millis(500)
+/// and the flow between them: microseconds, or with call-outs configured up to the request's
+/// whole deadline, so a retry of the MessageSid can never take the pair and call again while
+/// the first attempt still waits on a service. A step on a replica that died mid-step blocks
+/// its pair no longer than this.
+fn store_lease(
+    store_timeout: std::time::Duration,
+    calls: Option<std::time::Duration>,
+) -> std::time::Duration {
+    store_timeout * 2 + std::time::Duration::from_millis(500) + calls.unwrap_or_default()
 }
 
 /// How much longer than `server.request_timeout` a request may take before the 503 backstop.

@@ -29,9 +29,12 @@ const DEV_LISTEN: &str = "127.0.0.1:8080";
 /// Keys whose table value replaces the default instead of merging into it.
 const REPLACED_TABLES: &[&str] = &["flow.callers"];
 
+mod callouts;
 mod env_names;
 mod file;
 mod store;
+
+pub use callouts::{EndpointConfig, EndpointUrl, HookTarget, secret_env_name};
 
 /// A configuration error, naming the key (and the environment variable when it came from one).
 /// Neither part ever holds a value from the file or a secret's text.
@@ -223,6 +226,14 @@ pub struct FlowConfig {
     pub timezone: jiff::tz::TimeZone,
     /// `compliance.help_reply`: the answer to HELP / INFO; unset, Twilio's own answers.
     pub help_reply: Option<String>,
+    /// `flows.max_calls`: call-outs one webhook may make (1 to 20).
+    pub max_calls: u32,
+    /// `[flows.endpoints.NAME]`: the services flows and hooks may reach, by name.
+    pub endpoints: BTreeMap<String, EndpointConfig>,
+    /// `[flows.results]`: where a signed JSON POST goes when a flow ends.
+    pub results: Option<HookTarget>,
+    /// `compliance.on_opt_out`: where a signed JSON POST goes when a texter opts out.
+    pub on_opt_out: Option<HookTarget>,
 }
 
 /// The file-level shape, every key optional until validation.
@@ -297,12 +308,16 @@ struct RawFlows {
     default: Option<String>,
     max_steps: Option<u32>,
     timezone: Option<String>,
+    max_calls: Option<u32>,
+    endpoints: Option<BTreeMap<String, callouts::RawEndpoint>>,
+    results: Option<callouts::RawHookTarget>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCompliance {
     help_reply: Option<String>,
+    on_opt_out: Option<callouts::RawHookTarget>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -370,7 +385,9 @@ impl Config {
             .try_into()
             .map_err(|e: toml::de::Error| error("config", file::reason(e.message())))?;
         raw.apply_env(env)?;
-        let mut warnings = env_names::unknown(env.names());
+        let names = env.names();
+        let mut warnings = callouts::stray_env(raw.flows.endpoints.as_ref(), &names);
+        warnings.extend(env_names::unknown(names));
         let mut config = raw.validate(&mut warnings)?;
         config.warnings = warnings;
         Ok(config)
@@ -415,8 +432,8 @@ impl Config {
              [session]\nsecret = {}\nprevious_secrets = {} # count\nttl = \"{}\"\ncookie_name = {:?}\nstore = {:?}\n\n\
              [store]\ntimeout = \"{}\"\nretry_horizon = \"{}\"\nreplay_window = \"{}\"\nmax_state_bytes = {}\nprefix = {:?}\n\n\
              [flow]\nkind = \"{}\"\n\n[flow.callers]\n{}\n\n\
-             [flows]\ndir = {:?}\ndefault = {:?}\nmax_steps = {}\ntimezone = {:?}\n\n\
-             [compliance]\nhelp_reply = {:?}\n\n[log]\nformat = \"{}\"\n",
+             [flows]\ndir = {:?}\ndefault = {:?}\nmax_steps = {}\ntimezone = {:?}\nmax_calls = {}\n{}\n\
+             [compliance]\nhelp_reply = {:?}\n{}\n[log]\nformat = \"{}\"\n",
             self.exposure(),
             self.server.listen,
             self.server.trust_forwarded,
@@ -448,7 +465,10 @@ impl Config {
             self.flow.default.as_deref().unwrap_or(""),
             self.flow.max_steps,
             self.flow.timezone.iana_name().unwrap_or("UTC"),
+            self.flow.max_calls,
+            callouts::redacted_tables(&self.flow.endpoints, self.flow.results.as_ref()),
             self.flow.help_reply.as_deref().unwrap_or(""),
+            callouts::redacted_on_opt_out(self.flow.on_opt_out.as_ref()),
             match self.log_format {
                 LogFormat::Text => "text",
                 LogFormat::Json => "json",
@@ -628,7 +648,7 @@ impl Raw {
                 *slot = Some(value);
             }
         }
-        Ok(())
+        callouts::apply_env(&mut self.flows.endpoints, env)
     }
 
     fn validate(self, warnings: &mut Vec<String>) -> Result<Config, ConfigError> {
@@ -638,6 +658,7 @@ impl Raw {
             .store
             .validate(self.session.store.as_deref(), server.request_timeout)?;
         let session = self.session.validate()?;
+        let request_timeout = server.request_timeout;
         if store.url.is_durable() && session.secret.is_none() {
             return Err(error(
                 "session.secret",
@@ -653,7 +674,9 @@ impl Raw {
             twilio,
             session,
             store,
-            flow: self.flow.validate(self.flows, self.compliance)?,
+            flow: self
+                .flow
+                .validate(self.flows, self.compliance, request_timeout, warnings)?,
             log_format: match self.log.format.as_deref().unwrap_or("text") {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
@@ -903,6 +926,8 @@ impl RawFlow {
         self,
         flows: RawFlows,
         compliance: RawCompliance,
+        request_timeout: Duration,
+        warnings: &mut Vec<String>,
     ) -> Result<FlowConfig, ConfigError> {
         let kind = match self.kind.as_deref().unwrap_or("counter") {
             "counter" => FlowKind::Counter,
@@ -929,6 +954,14 @@ impl RawFlow {
             )
         })?;
         let non_empty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+        let callouts = callouts::validate(
+            flows.max_calls,
+            flows.endpoints,
+            flows.results,
+            compliance.on_opt_out,
+            request_timeout,
+            warnings,
+        )?;
         Ok(FlowConfig {
             kind,
             callers: self.callers.unwrap_or_default(),
@@ -937,6 +970,10 @@ impl RawFlow {
             max_steps,
             timezone,
             help_reply: non_empty(compliance.help_reply),
+            max_calls: callouts.max_calls,
+            endpoints: callouts.endpoints,
+            results: callouts.results,
+            on_opt_out: callouts.on_opt_out,
         })
     }
 }

@@ -18,6 +18,7 @@
 //! | [`session`] | the signed, pair-bound, time-stamped cookie codec and the flow-visible state |
 //! | [`toml_spans`] | line, column and key path of a byte in TOML text, for config and flow errors |
 //! | [`flows`] | the `Flow` trait and the tutorial flows |
+//! | [`callout`] | signed HTTP call-outs to configured endpoints: flows' `call` nodes, result and opt-out hooks |
 //! | [`config`] | typed configuration: embedded default, file, environment |
 //! | [`app`] | state, the routes, serve with graceful shutdown |
 //! | [`connections`] | the accept loop: connection cap, head and idle deadlines, shutdown deadline |
@@ -30,6 +31,7 @@
 //! | [`cli`] | the command line |
 
 pub mod app;
+pub mod callout;
 pub mod cli;
 pub mod client;
 pub mod config;

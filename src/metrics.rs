@@ -1,5 +1,5 @@
 //! Prometheus metrics: webhooks by route and status, gate rejections by reason, sessions by
-//! outcome, status callbacks by `MessageStatus`, and a latency histogram — served as Prometheus
+//! outcome, status callbacks by `MessageStatus`, call-outs and hooks, and a latency histogram — served as Prometheus
 //! text on `GET /metrics` (main listener by default, or `server.metrics_listen`).
 //!
 //! Recording sits on the webhook hot path, so it is a handful of atomic operations: every label
@@ -76,6 +76,14 @@ const STORE_OPS: [&str; 5] = ["begin", "commit", "release", "peek", "ping"];
 const STORE_BUCKETS: [f64; 12] = [
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
 ];
+/// Call-outs take milliseconds on a private network; an endpoint's timeout is 3 s by default
+/// and always under `server.request_timeout`.
+const CALLOUT_BUCKETS: [f64; 12] = [
+    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+/// The hooks (`callout::Hooks`) and what became of their events, exported from the start at 0.
+const HOOKS: [&str; 2] = ["results", "opt_out"];
+const HOOK_OUTCOMES: [&str; 3] = ["delivered", "failed", "dropped"];
 /// Twilio's documented `MessageStatus` values; anything else counts as `other`, so a caller
 /// cannot grow the number of series.
 const MESSAGE_STATUSES: [&str; 14] = [
@@ -129,11 +137,15 @@ pub struct Metrics {
     latency: [Histogram; ROUTES.len()],
     accept_errors: IntCounter,
     flow_steps: IntCounterVec,
+    flow_call_errors: IntCounterVec,
     timed_out: [IntCounter; 2],
     open: IntGauge,
     store_latency: [Histogram; STORE_OPS.len()],
     store_errors: IntCounterVec,
     store_waits: IntCounter,
+    callouts: IntCounterVec,
+    callout_latency: HistogramVec,
+    hooks: [[IntCounter; HOOK_OUTCOMES.len()]; HOOKS.len()],
 }
 
 /// Counts one open connection for as long as it lives.
@@ -235,6 +247,13 @@ impl Metrics {
             "Steps of flows from files, by flow, node (where it waits or ended) and outcome.",
             &["flow", "node", "outcome"],
         );
+        let flow_call_errors = counter_vec(
+            &registry,
+            "flow_call_errors_total",
+            "Call-outs of flows that went to their on_error, by flow, call node and reason \
+             (status, timeout, connect, too_large, not_json, missing, too_many, path, …).",
+            &["flow", "node", "reason"],
+        );
         let open =
             IntGauge::new("connections_open", "Client connections open now.").expect("valid gauge");
         registry
@@ -266,13 +285,45 @@ impl Metrics {
         registry
             .register(Box::new(store_waits.clone()))
             .expect("metric names are unique");
+        let callouts = counter_vec(
+            &registry,
+            "callouts_total",
+            "Call-outs of flows' call nodes, by endpoint and outcome: ok (2xx), status (any \
+             other status), or why no answer came (timeout, connect, too_large, budget, io, \
+             unknown_endpoint).",
+            &["endpoint", "outcome"],
+        );
+        let callout_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "callout_duration_seconds",
+                "Time of flows' call-outs, by endpoint (failed ones included).",
+            )
+            .buckets(CALLOUT_BUCKETS.to_vec()),
+            &["endpoint"],
+        )
+        .expect("valid histogram definition");
+        registry
+            .register(Box::new(callout_latency.clone()))
+            .expect("metric names are unique");
+        let hooks = counter_vec(
+            &registry,
+            "hooks_total",
+            "Results and opt-out hook events: delivered, failed (after its retries) or dropped \
+             (queue full).",
+            &["hook", "outcome"],
+        );
         Self {
             registry,
+            hooks: HOOKS
+                .map(|hook| HOOK_OUTCOMES.map(|outcome| hooks.with_label_values(&[hook, outcome]))),
+            callouts,
+            callout_latency,
             store_latency: STORE_OPS.map(|op| store_latency.with_label_values(&[op])),
             store_errors,
             store_waits,
             accept_errors,
             flow_steps,
+            flow_call_errors,
             timed_out: ["head", "idle"].map(|phase| timed_out.with_label_values(&[phase])),
             open,
             webhook_slots: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
@@ -303,6 +354,11 @@ impl Metrics {
             self.flow_steps
                 .with_label_values(&[flow, node, trace.outcome])
                 .inc();
+            for (node, reason) in &trace.call_errors {
+                self.flow_call_errors
+                    .with_label_values(&[flow, node, reason])
+                    .inc();
+            }
         }
         if let Some(status) = seen.message_status {
             let index = message_status_index(status);
@@ -320,6 +376,25 @@ impl Metrics {
         }
         if !ok {
             self.store_errors.with_label_values(&[op]).inc();
+        }
+    }
+
+    /// Counts and times one call-out of a flow: `outcome` is `ok`, `status` or a failure reason.
+    /// Endpoint names come from the configuration, so they cannot grow the series.
+    pub fn callout(&self, endpoint: &str, outcome: &str, took: std::time::Duration) {
+        self.callouts.with_label_values(&[endpoint, outcome]).inc();
+        self.callout_latency
+            .with_label_values(&[endpoint])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts one hook event: `hook` is `results` or `opt_out`; `outcome` is `delivered`,
+    /// `failed` or `dropped`.
+    pub fn hook(&self, hook: &str, outcome: &str) {
+        let hook = HOOKS.iter().position(|known| *known == hook);
+        let outcome = HOOK_OUTCOMES.iter().position(|known| *known == outcome);
+        if let (Some(hook), Some(outcome)) = (hook, outcome) {
+            self.hooks[hook][outcome].inc();
         }
     }
 
@@ -502,6 +577,29 @@ mod tests {
             "sms_sessions_webhooks_total{route=\"/sms/status\",status=\"204\"} 2",
             "sms_sessions_status_callbacks_total{message_status=\"delivered\"} 1",
             "sms_sessions_status_callbacks_total{message_status=\"other\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("made-up"));
+    }
+
+    #[test]
+    fn callouts_and_hooks_are_counted_by_endpoint_outcome_and_hook() {
+        let metrics = Metrics::new();
+        let took = std::time::Duration::from_millis(3);
+        metrics.callout("clinic", "ok", took);
+        metrics.callout("clinic", "timeout", took);
+        metrics.hook("results", "delivered");
+        metrics.hook("opt_out", "dropped");
+        metrics.hook("made-up", "delivered");
+        let text = metrics.render();
+        for line in [
+            "sms_sessions_callouts_total{endpoint=\"clinic\",outcome=\"ok\"} 1",
+            "sms_sessions_callouts_total{endpoint=\"clinic\",outcome=\"timeout\"} 1",
+            "sms_sessions_callout_duration_seconds_bucket{endpoint=\"clinic\",le=\"0.005\"} 2",
+            "sms_sessions_hooks_total{hook=\"results\",outcome=\"delivered\"} 1",
+            "sms_sessions_hooks_total{hook=\"opt_out\",outcome=\"dropped\"} 1",
+            "sms_sessions_hooks_total{hook=\"results\",outcome=\"failed\"} 0",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

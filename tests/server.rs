@@ -529,9 +529,9 @@ async fn webhooks_one_after_another_on_one_connection_are_all_answered() {
 struct Buggy;
 
 impl sms_sessions::flows::Flow for Buggy {
-    fn reply(
+    async fn reply(
         &self,
-        message: &sms_sessions::twilio::inbound::InboundMessage,
+        message: &sms_sessions::twilio::inbound::InboundMessage<'_>,
         state: &mut sms_sessions::session::SessionData,
     ) -> sms_sessions::twilio::twiml::MessagingResponse {
         assert_ne!(message.body, "panic", "a bug in a flow");

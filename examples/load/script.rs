@@ -93,7 +93,7 @@ mod tests {
     fn the_booking_script_walks_the_shipped_flow_on_any_day() {
         use sms_sessions::flows::engine::load::{LoadOptions, SourceFile, build};
         use sms_sessions::flows::engine::routing::Compiled;
-        use sms_sessions::flows::engine::run::{Inbound, Settings, step};
+        use sms_sessions::flows::engine::run::{Inbound, Settings, step_offline};
         use sms_sessions::session::SessionData;
 
         let booking = SourceFile {
@@ -111,9 +111,10 @@ mod tests {
                     from: "+15550000001",
                     to: "+15550000000",
                     opt_out_type: None,
+                    message_sid: "SM00000000000000000000000000000001",
                     now,
                 };
-                let reply = step(&set, &Settings::default(), &inbound, &mut state).body();
+                let reply = step_offline(&set, &Settings::default(), &inbound, &mut state).body();
                 assert!(
                     replied(exchange, &reply),
                     "day {day}, {:?}: {reply:?}",

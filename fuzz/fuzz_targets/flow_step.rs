@@ -18,7 +18,7 @@ use libfuzzer_sys::fuzz_target;
 use sms_sessions::flows::engine::definition::Node;
 use sms_sessions::flows::engine::load::{FlowSet, LoadOptions, SourceFile, build};
 use sms_sessions::flows::engine::routing::Compiled;
-use sms_sessions::flows::engine::run::{FLOW, Inbound, NODE, Outcome, Settings, step};
+use sms_sessions::flows::engine::run::{FLOW, Inbound, NODE, Outcome, Settings, step_offline};
 use sms_sessions::flows::files::twiml;
 use sms_sessions::session::SessionData;
 use sms_sessions::twilio::twiml::is_xml_char;
@@ -87,9 +87,10 @@ fuzz_target!(|bytes: &[u8]| {
             from: "+14155550199",
             to: "+14155550100",
             opt_out_type,
+            message_sid: "SM00000000000000000000000000000001",
             now,
         };
-        let turn = step(&SET, &settings, &inbound, &mut state);
+        let turn = step_offline(&SET, &settings, &inbound, &mut state);
         let xml = twiml(&turn).to_xml();
         assert!(xml.chars().all(is_xml_char), "{xml:?}");
         if turn.outcome == Outcome::OptedOut {

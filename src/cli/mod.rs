@@ -99,7 +99,7 @@ fn check_config(config: &ConfigArg) -> ExitCode {
             for warning in &config.warnings {
                 eprintln!("sms-sessions: warning: {warning}");
             }
-            if let Err(error) = crate::flows::from_config(&config) {
+            if let Err(error) = crate::flows::from_config(&config, None) {
                 eprint!("sms-sessions: invalid configuration: {error}");
                 return ExitCode::from(2);
             }

@@ -48,7 +48,8 @@ pub async fn serve(arg: &ConfigArg) -> ExitCode {
         }
     };
     let shutdown = shutdown_signal(); // before saying "listening": a prompt SIGTERM must drain
-    if let Some(files) = state.files.clone() {
+    let files = state.files.clone();
+    if let Some(files) = files.clone() {
         reload_on_hangup(files);
     }
     let address = listener
@@ -64,6 +65,11 @@ pub async fn serve(arg: &ConfigArg) -> ExitCode {
     if let Some(task) = metrics_task {
         task.abort();
     }
+    if let Some(files) = files
+        && !files.drain_hooks(HOOK_DRAIN).await
+    {
+        tracing::warn!("hooks still queued at shutdown were not delivered");
+    }
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -72,6 +78,9 @@ pub async fn serve(arg: &ConfigArg) -> ExitCode {
         }
     }
 }
+
+/// How long a stopping server waits for the results and opt-out hooks still queued.
+const HOOK_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// On SIGHUP, loads `flows.dir` again: a set that passes every check replaces the old one for
 /// the next webhook (those in flight finish on the old); one that does not is logged, problem by

@@ -25,7 +25,11 @@ fn next_count(state: &mut SessionData) -> u64 {
 pub struct Counter;
 
 impl Flow for Counter {
-    fn reply(&self, _message: &InboundMessage, state: &mut SessionData) -> MessagingResponse {
+    async fn reply(
+        &self,
+        _message: &InboundMessage<'_>,
+        state: &mut SessionData,
+    ) -> MessagingResponse {
         let mut response = MessagingResponse::new();
         match next_count(state) {
             1 => response.message("Hello, thanks for the new message."),
@@ -48,7 +52,11 @@ impl NamedCounter {
 }
 
 impl Flow for NamedCounter {
-    fn reply(&self, message: &InboundMessage, state: &mut SessionData) -> MessagingResponse {
+    async fn reply(
+        &self,
+        message: &InboundMessage<'_>,
+        state: &mut SessionData,
+    ) -> MessagingResponse {
         let name = self
             .callers
             .get(message.from)
@@ -72,10 +80,14 @@ mod tests {
         }
     }
 
-    fn texts(flow: &dyn Flow, from: &str, n: usize) -> Vec<String> {
+    fn texts(flow: &impl Flow, from: &str, n: usize) -> Vec<String> {
+        use futures_util::FutureExt;
         let mut state = SessionData::default();
         (0..n)
-            .map(|_| flow.reply(&inbound(from), &mut state).to_xml())
+            .map(|_| {
+                let reply = flow.reply(&inbound(from), &mut state).now_or_never();
+                reply.expect("a counter never waits").to_xml()
+            })
             .collect()
     }
 

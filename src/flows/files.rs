@@ -1,12 +1,15 @@
 //! Flows from files, as the server runs them (`flow.kind = "flows"`): the checked flow set of
 //! `flows.dir` behind a lock and swapped whole on reload, one [`step`](engine::run::step) per
-//! webhook with the clock read here, and the turn as one TwiML `<Message>`.
+//! webhook with the clock read here and call-outs made by [`crate::callout`] within the
+//! webhook's deadline, the results and opt-out hooks handed to the background, and the turn as
+//! one TwiML `<Message>`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use jiff::Timestamp;
+use tokio::time::Instant;
 
 use super::engine::check::CheckOptions;
 use super::engine::load::{FlowSet, LoadOptions, load_dir_with};
@@ -14,6 +17,7 @@ use super::engine::problem::Problem;
 use super::engine::routing::Compiled;
 use super::engine::run::{self, Inbound, Settings, Turn};
 use super::{Flow, Reply, Trace};
+use crate::callout::{Callouts, FlowEnded, Hooks, StepCalls};
 use crate::config::{Config, FlowConfig, SessionConfig};
 use crate::session::SessionData;
 use crate::store::StoreUrl;
@@ -47,6 +51,11 @@ pub struct FileFlows {
     settings: Settings,
     dir: PathBuf,
     options: LoadOptions,
+    callouts: Arc<Callouts>,
+    /// Started on first use, inside the server's runtime (`check-config` loads flows too);
+    /// taken by [`drain_hooks`](Self::drain_hooks) at shutdown.
+    hooks: Mutex<Option<Hooks>>,
+    config: Arc<FlowConfig>,
 }
 
 impl fmt::Debug for FileFlows {
@@ -56,10 +65,16 @@ impl fmt::Debug for FileFlows {
 }
 
 /// How flows are loaded under this configuration.
-pub fn load_options(flows: &FlowConfig, session: &SessionConfig) -> LoadOptions {
+///
+/// The server checks every `call` against the configured endpoints; `flow check` and `flow
+/// test` do too when any are configured (transcripts mock the calls, so flows can be tested
+/// before the service exists).
+pub fn load_options(flows: &FlowConfig, session: &SessionConfig, serving: bool) -> LoadOptions {
+    let endpoints = flows.endpoints.keys().cloned().collect();
     LoadOptions {
         check: CheckOptions {
             session_ttl: Some(session.ttl),
+            endpoints: (serving || !flows.endpoints.is_empty()).then_some(endpoints),
         },
         timezone: flows.timezone.clone(),
     }
@@ -76,6 +91,8 @@ pub fn settings(config: &Config) -> Settings {
         help_reply: flows.help_reply.clone(),
         cookie_name: in_cookie.then(|| config.session.cookie_name.clone()),
         max_state_bytes: (!in_cookie).then_some(config.store.max_state_bytes),
+        max_calls: flows.max_calls,
+        keep_results: flows.results.is_some(),
     }
 }
 
@@ -102,9 +119,12 @@ fn load_set(
 
 impl FileFlows {
     /// Loads and checks every flow of `flows.dir`; every problem of every file on failure.
-    pub fn load(config: &Config) -> Result<Self, LoadError> {
+    pub fn load(
+        config: &Config,
+        metrics: Option<Arc<crate::metrics::Metrics>>,
+    ) -> Result<Self, LoadError> {
         let flows = &config.flow;
-        let options = load_options(flows, &config.session);
+        let options = load_options(flows, &config.session, true);
         let settings = settings(config);
         let set = load_set(&flows.dir, &options, settings.default_flow.as_deref())?;
         Ok(FileFlows {
@@ -112,7 +132,36 @@ impl FileFlows {
             settings,
             dir: flows.dir.clone(),
             options,
+            callouts: Arc::new(match metrics {
+                Some(metrics) => Callouts::new(flows).with_metrics(metrics),
+                None => Callouts::new(flows),
+            }),
+            hooks: Mutex::new(None),
+            config: Arc::new(flows.clone()),
         })
+    }
+
+    /// Hands an event to the background sender of the results and opt-out hooks.
+    fn hook(&self, send: impl FnOnce(&Hooks)) {
+        let mut hooks = self.hooks.lock().unwrap_or_else(|p| p.into_inner());
+        let hooks = hooks.get_or_insert_with(|| {
+            Hooks::start(
+                self.callouts.clone(),
+                self.config.results.clone(),
+                self.config.on_opt_out.clone(),
+            )
+        });
+        send(hooks);
+    }
+
+    /// At shutdown: waits up to `within` for the hooks still queued; `false` if some were not
+    /// delivered by then.
+    pub async fn drain_hooks(&self, within: std::time::Duration) -> bool {
+        let hooks = self.hooks.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match hooks {
+            Some(hooks) => hooks.drain(within).await,
+            None => true,
+        }
     }
 
     /// Loads the directory again and swaps the new set in; a set with problems is refused and
@@ -136,21 +185,43 @@ impl FileFlows {
             .clone()
     }
 
-    /// One step at `now`.
-    pub fn turn(
+    /// One step at `now`, its call-outs ending by `deadline`; the hooks it calls for are
+    /// queued (never awaited).
+    pub async fn turn(
         &self,
         message: &InboundMessage<'_>,
         state: &mut SessionData,
         now: Timestamp,
+        deadline: Instant,
     ) -> Turn {
         let inbound = Inbound {
             text: message.body,
             from: message.from,
             to: message.to,
             opt_out_type: message.opt_out_type,
+            message_sid: message.message_sid,
             now,
         };
-        run::step(&self.current(), &self.settings, &inbound, state)
+        let calls = StepCalls::new(&self.callouts, deadline);
+        let set = self.current();
+        let turn = run::step(&set, &self.settings, &inbound, state, &calls).await;
+        if turn.outcome == run::Outcome::OptedOut && self.config.on_opt_out.is_some() {
+            self.hook(|hooks| hooks.opted_out(message.from, message.to, message.message_sid));
+        }
+        if let Some(ended) = &turn.ended
+            && self.config.results.is_some()
+        {
+            let ended = FlowEnded {
+                flow: ended.flow.clone(),
+                outcome: ended.outcome,
+                from: message.from.to_owned(),
+                to: message.to.to_owned(),
+                message_sid: message.message_sid.to_owned(),
+                variables: ended.variables.clone(),
+            };
+            self.hook(|hooks| hooks.flow_ended(ended));
+        }
+        turn
     }
 }
 
@@ -198,18 +269,34 @@ fn within_twilios_limit(body: String, turn: &Turn) -> String {
 }
 
 impl Flow for FileFlows {
-    fn reply(&self, message: &InboundMessage, state: &mut SessionData) -> MessagingResponse {
-        self.respond(message, state).response
+    /// Without the server's deadline, call-outs get `server.request_timeout`'s default (10 s).
+    async fn reply(
+        &self,
+        message: &InboundMessage<'_>,
+        state: &mut SessionData,
+    ) -> MessagingResponse {
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        self.respond(message, state, deadline).await.response
     }
 
-    fn respond(&self, message: &InboundMessage, state: &mut SessionData) -> Reply {
-        let turn = self.turn(message, state, Timestamp::now());
+    async fn respond(
+        &self,
+        message: &InboundMessage<'_>,
+        state: &mut SessionData,
+        deadline: Instant,
+    ) -> Reply {
+        let turn = self.turn(message, state, Timestamp::now(), deadline).await;
         Reply {
             response: twiml(&turn),
             trace: Some(Trace {
                 flow: turn.flow,
                 node: turn.node,
                 outcome: turn.outcome.as_str(),
+                call_errors: turn
+                    .call_errors
+                    .into_iter()
+                    .map(|error| (error.node, error.reason))
+                    .collect(),
             }),
         }
     }
@@ -228,6 +315,8 @@ mod tests {
             flow: Some("f".into()),
             node: None,
             error: None,
+            call_errors: Vec::new(),
+            ended: None,
         }
     }
 

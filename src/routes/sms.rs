@@ -33,7 +33,7 @@ pub async fn inbound(State(state): State<Arc<AppState>>, webhook: Webhook) -> Re
     };
     match &state.store {
         Some(store) => from_store(&state, store, &webhook, &message).await,
-        None => from_cookie(&state, &webhook, &message),
+        None => from_cookie(&state, &webhook, &message).await,
     }
 }
 
@@ -47,7 +47,11 @@ pub async fn inbound(State(state): State<Arc<AppState>>, webhook: Webhook) -> Re
 /// from that cookie, and Twilio keeps whichever `Set-Cookie` it processes last — last writer
 /// wins, so N overlapping texts advance the conversation by one step. Pinned by
 /// `tests/overlap.rs`; see SECURITY.md, "Overlapping webhooks". A store mode applies them all.
-fn from_cookie(state: &AppState, webhook: &Webhook, message: &InboundMessage) -> Response {
+async fn from_cookie(
+    state: &AppState,
+    webhook: &Webhook,
+    message: &InboundMessage<'_>,
+) -> Response {
     let pair = Pair {
         to: message.to,
         from: message.from,
@@ -65,7 +69,12 @@ fn from_cookie(state: &AppState, webhook: &Webhook, message: &InboundMessage) ->
         );
     }
 
-    let reply = state.flow.respond(message, &mut session.data);
+    // The flow's call-outs end before the request's deadline, with a moment left to answer.
+    let deadline = tokio::time::Instant::now() + state.config.server.request_timeout - REPLY_MARGIN;
+    let reply = state
+        .flow
+        .respond_boxed(message, &mut session.data, deadline)
+        .await;
     let cookie = match state.sessions.save(&session, now) {
         Ok(value) => state.sessions.set_cookie(&value, webhook.secure),
         Err(too_large) => {
@@ -125,7 +134,10 @@ async fn from_store(
         }
     }
     let found = step.found;
-    let reply = state.flow.respond(message, &mut step.data);
+    let reply = state
+        .flow
+        .respond_boxed(message, &mut step.data, deadline.into())
+        .await;
     let body = reply.response.to_xml();
     match step.commit(body.as_bytes()).await {
         Ok(()) => {}
@@ -151,6 +163,9 @@ async fn from_store(
     });
     response
 }
+
+/// What a flow leaves of `server.request_timeout` to encode and send its reply.
+const REPLY_MARGIN: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A MessageSid applied already: within the retry horizon Twilio lost our reply and gets the
 /// same bytes again; after it, the request is a replay and gets nothing.

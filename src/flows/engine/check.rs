@@ -21,7 +21,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-use super::definition::{Ask, Case, FlowDef, Node};
+use super::call::Method;
+use super::definition::{Ask, Case, FlowDef, Node, PathPart, path_parts};
 use super::problem::{Problem, Source};
 use super::template::{BUILTINS, Templates};
 use crate::flows::compliance::is_opt_out_word;
@@ -73,6 +74,9 @@ impl Routing for Unchecked {
 pub struct CheckOptions {
     /// `session.ttl`: a flow cannot wait longer than its state lives.
     pub session_ttl: Option<Duration>,
+    /// The configured `[flows.endpoints]`: a `call` must name one. `None` leaves endpoints
+    /// unchecked (`flow check` with no endpoints configured; transcripts mock the calls).
+    pub endpoints: Option<BTreeSet<String>>,
 }
 
 /// Checks one flow and compiles its templates into `templates`.
@@ -92,6 +96,8 @@ pub fn check_flow(
     variables(&mut out, flow, templates);
     header(&mut out, flow, options);
     opt_outs(&mut out, flow);
+    calls(&mut out, flow, options);
+    mocks(&mut out, flow);
     out.list
 }
 
@@ -142,6 +148,15 @@ fn required_routes(out: &mut Problems<'_>, name: &str, node: &Node) {
         Node::Say(say) if say.next.is_none() => out.node(name, "", need("`next`")),
         Node::Set(set) if set.next.is_none() => out.node(name, "", need("`next`")),
         Node::Branch(b) if b.default.is_none() => out.node(name, "", need("`default`")),
+        Node::Call(call) => {
+            if call.next.is_none() {
+                out.node(name, "", need("`next`"));
+            }
+            if call.on_error.is_none() {
+                let reason = need("`on_error` (where a failed call goes)");
+                out.node(name, "", reason);
+            }
+        }
         Node::Ask(ask) => {
             if ask.cases.is_empty() && ask.next.is_none() {
                 out.node(name, "", need("`next` (or `cases` that route)"));
@@ -293,6 +308,7 @@ pub fn known_variables(flow: &FlowDef) -> BTreeSet<&str> {
         match node {
             Node::Ask(ask) => known.extend(ask.save.as_deref()),
             Node::Set(set) => known.extend(set.values.keys().map(String::as_str)),
+            Node::Call(call) => known.extend(call.save.keys().map(String::as_str)),
             _ => {}
         }
     }
@@ -333,7 +349,95 @@ fn defined_names(node: &Node) -> Vec<(String, &str)> {
             .keys()
             .map(|k| (format!("values.{k}"), k.as_str()))
             .collect(),
+        Node::Call(call) => call
+            .save
+            .keys()
+            .map(|k| (format!("save.{k}"), k.as_str()))
+            .collect(),
         _ => Vec::new(),
+    }
+}
+
+/// What a `call` node sends: a configured endpoint, a path that stays under it, a body only
+/// where the method has one, and JSON pointers that can point.
+fn calls(out: &mut Problems<'_>, flow: &FlowDef, options: &CheckOptions) {
+    for (name, node) in &flow.nodes {
+        let Node::Call(call) = node else { continue };
+        if let Some(endpoints) = &options.endpoints
+            && !endpoints.contains(&call.endpoint)
+        {
+            let known = if endpoints.is_empty() {
+                "none is configured".to_owned()
+            } else {
+                let list: Vec<&str> = endpoints.iter().map(String::as_str).collect();
+                format!("configured: {}", list.join(", "))
+            };
+            let reason = format!(
+                "endpoint: no [flows.endpoints.{}] in the server config ({known})",
+                call.endpoint
+            );
+            out.node(name, "endpoint", reason);
+        }
+        match path_parts(&call.path) {
+            Err(reason) => out.node(name, "path", format!("path: {reason}")),
+            Ok(parts) => {
+                if !call.path.starts_with('/') {
+                    out.node(name, "path", "path: must start with /".into());
+                }
+                let literal = parts.iter().filter_map(|part| match part {
+                    PathPart::Literal(text) => Some(*text),
+                    PathPart::Value(_) => None,
+                });
+                for text in literal {
+                    if let Some(bad) = text.chars().find(|c| {
+                        matches!(c, '?' | '#' | '\\') || c.is_whitespace() || c.is_control()
+                    }) {
+                        let reason = format!(
+                            "path: {bad:?} cannot be written in a path (use `query` for a query)"
+                        );
+                        out.node(name, "path", reason);
+                    }
+                    if text
+                        .split('/')
+                        .any(|segment| segment == "." || segment == "..")
+                    {
+                        out.node(name, "path", "path: no . or .. segments".into());
+                    }
+                }
+            }
+        }
+        let has_body = call.json.is_some() || call.form.is_some();
+        if call.json.is_some() && call.form.is_some() {
+            out.node(
+                name,
+                "form",
+                "form: a call sends `json` or `form`, not both".into(),
+            );
+        }
+        if has_body && matches!(call.method, Method::Get | Method::Delete) {
+            let reason = format!("method: a {} sends no body", call.method.as_str());
+            out.node(name, "method", reason);
+        }
+        for (var, pointer) in &call.save {
+            if !(pointer.is_empty() || pointer.starts_with('/')) {
+                let reason = format!(
+                    "save.{var}: {pointer:?} is not a JSON pointer (\"/slots\", \"/data/0/id\", or \"\" for the whole answer)"
+                );
+                out.node(name, &format!("save.{var}"), reason);
+            }
+        }
+    }
+}
+
+/// Every `mock.NODE` of a transcript names a `call` node.
+fn mocks(out: &mut Problems<'_>, flow: &FlowDef) {
+    for (i, test) in flow.tests.iter().enumerate() {
+        for node in test.mock.keys() {
+            if !matches!(flow.nodes.get(node), Some(Node::Call(_))) {
+                let key = format!("tests.{i}.mock.{node}");
+                out.top(&key, format!("{key}: no call node named {node:?}"));
+            }
+        }
     }
 }
 
@@ -486,6 +590,7 @@ mod tests {
             .collect();
         let check = CheckOptions {
             session_ttl: Some(Duration::from_secs(4 * 3600)),
+            endpoints: Some(BTreeSet::from(["clinic".to_owned()])),
         };
         let options = LoadOptions {
             check,
@@ -636,6 +741,36 @@ mod tests {
     }
 
     #[test]
+    fn a_call_is_checked_for_its_endpoint_routes_path_body_and_pointers() {
+        let text = format!(
+            "{HEAD}[nodes.a]\ntype = \"call\"\nendpoint = \"crm\"\npath = \"slots?x=1/../{{{{ day }}}}\"\njson = {{ a = 1 }}\nform = {{ b = \"2\" }}\nsave = {{ day = \"slots\" }}\n\n[[tests]]\nname = \"t\"\nmock.z = {{ status = 200 }}\nchat = []\n"
+        );
+        let found = problems(&text);
+        assert_eq!(
+            found,
+            [
+                "f.toml:4:8: node a: a call node needs `next`",
+                "f.toml:4:8: node a: a call node needs `on_error` (where a failed call goes)",
+                "f.toml:6:1: node a: endpoint: no [flows.endpoints.crm] in the server config (configured: clinic)",
+                "f.toml:7:1: node a: path: must start with /",
+                "f.toml:7:1: node a: path: '?' cannot be written in a path (use `query` for a query)",
+                "f.toml:7:1: node a: path: no . or .. segments",
+                "f.toml:9:1: node a: form: a call sends `json` or `form`, not both",
+                "f.toml:4:8: node a: method: a GET sends no body",
+                "f.toml:10:10: node a: save.day: \"slots\" is not a JSON pointer (\"/slots\", \"/data/0/id\", or \"\" for the whole answer)",
+                "f.toml:14:6: tests.0.mock.z: no call node named \"z\"",
+            ]
+        );
+        let text = format!(
+            "{HEAD}[nodes.a]\ntype = \"call\"\nendpoint = \"clinic\"\nmethod = \"POST\"\npath = \"/b/{{{{ input }}}}/{{% if x %}}\"\nnext = \"b\"\non_error = \"b\"\n[nodes.b]\ntype = \"end\"\n"
+        );
+        assert_eq!(
+            problems(&text),
+            ["f.toml:8:1: node a: path: only {{ value }} templates may be used in a path"]
+        );
+    }
+
+    #[test]
     fn opt_out_words_are_refused_as_keywords_and_answers() {
         let text = format!(
             "{HEAD}[[triggers]]\nkeywords = [\"Stop\", \"two words\", \"JOIN\"]\n[nodes.a]\ntype = \"ask\"\ntext = \"Reply CANCEL to cancel\"\ncases = [ {{ test = \"has_any_word\", args = [\"no cancel\"], next = \"b\" }}, {{ test = \"has_pattern\", args = [\"quit\"], next = \"b\" }} ]\n[nodes.b]\ntype = \"end\"\n"
@@ -693,11 +828,11 @@ mod tests {
 
     #[test]
     fn every_problem_of_every_file_is_reported_at_once() {
-        let bad_parse = "spec = 1\nname = \"x\"\nstart = \"a\"\n[nodes.a]\ntype = \"call\"\n";
+        let bad_parse = "spec = 1\nname = \"x\"\nstart = \"a\"\n[nodes.a]\ntype = \"menu\"\n";
         let bad_check = format!("{HEAD}[nodes.a]\ntype = \"say\"\ntext = \"{{{{ nope }}}}\"\n");
         let found = problems_in(&[("a.toml", bad_parse), ("b.toml", &bad_check)], &Unchecked);
         assert_eq!(found.len(), 3, "{found:?}");
-        assert!(found[0].starts_with("a.toml:4:1: node a: type \"call\""));
+        assert!(found[0].starts_with("a.toml:4:1: node a: unknown type \"menu\""));
         assert!(found[1].starts_with("b.toml:4:8: node a: a say node needs `next`"));
         assert!(found[2].starts_with("b.toml:6:1: node a: text: unknown variable `nope`"));
     }

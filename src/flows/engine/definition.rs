@@ -20,6 +20,7 @@ use serde::{Deserialize, de::DeserializeOwned};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
+use super::call::Method;
 use super::problem::{Problem, Source};
 
 /// The spec this build reads.
@@ -92,10 +93,11 @@ pub enum Node {
     Branch(Branch),
     Set(Set),
     End(End),
+    Call(Call),
 }
 
 /// The node types of spec 1, for messages.
-pub const NODE_TYPES: &str = "say, ask, branch, set or end";
+pub const NODE_TYPES: &str = "say, ask, branch, set, call or end";
 
 /// Send a text (and media), then go on.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -163,6 +165,92 @@ pub struct End {
     pub text: Option<String>,
 }
 
+/// Call the operator's service (`[flows.endpoints.NAME]` in the server config), save from its
+/// JSON answer, and go on: to `next`, or to `on_error` when the call fails in any way.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Call {
+    pub endpoint: String,
+    #[serde(default = "get")]
+    pub method: Method,
+    /// Appended to the endpoint's base path; `{{ }}` values are percent-encoded into it.
+    pub path: String,
+    /// Templated values, form-encoded after a `?`.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// A JSON body: any TOML value, its strings templated.
+    pub json: Option<toml::Value>,
+    /// A form body: templated values.
+    pub form: Option<BTreeMap<String, String>>,
+    /// Variable name → JSON pointer into the answer (`""` is the whole answer).
+    #[serde(default)]
+    pub save: BTreeMap<String, String>,
+    pub next: Option<String>,
+    /// Required (`check` says so): where a failed call goes.
+    pub on_error: Option<String>,
+}
+
+fn get() -> Method {
+    Method::Get
+}
+
+/// A path template in pieces: literal text, and `{{ … }}` values (braces included), each
+/// rendered alone and percent-encoded. `Err` when the path holds other template syntax or an
+/// unclosed `{{`.
+pub fn path_parts(path: &str) -> Result<Vec<PathPart<'_>>, String> {
+    let mut parts = Vec::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        match rest.as_bytes().get(open + 1) {
+            Some(b'{') => {}
+            Some(b'%' | b'#') => {
+                return Err("only {{ value }} templates may be used in a path".into());
+            }
+            _ => {
+                return Err("`{` in a path must start a {{ value }}".into());
+            }
+        }
+        if open > 0 {
+            parts.push(PathPart::Literal(&rest[..open]));
+        }
+        let Some(close) = rest[open..].find("}}") else {
+            return Err("a {{ in the path is not closed".into());
+        };
+        let end = open + close + 2;
+        parts.push(PathPart::Value(&rest[open..end]));
+        rest = &rest[end..];
+    }
+    if !rest.is_empty() {
+        parts.push(PathPart::Literal(rest));
+    }
+    Ok(parts)
+}
+
+/// A piece of a `call` node's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathPart<'a> {
+    Literal(&'a str),
+    Value(&'a str),
+}
+
+/// Every string leaf of a `json` body with its key (`json.slot`, `json.items.0`).
+pub fn json_strings<'v>(key: String, value: &'v toml::Value, out: &mut Vec<(String, &'v str)>) {
+    match value {
+        toml::Value::String(text) => out.push((key, text)),
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                json_strings(format!("{key}.{i}"), item, out);
+            }
+        }
+        toml::Value::Table(table) => {
+            for (name, item) in table {
+                json_strings(format!("{key}.{name}"), item, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// A routing case: goflow's test name and arguments, checked by `engine::tests` at load.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -190,7 +278,44 @@ pub struct Transcript {
     /// The clock for the run (RFC 3339 with offset, e.g. `2026-03-09T10:00:00-04:00`).
     #[serde(default, deserialize_with = "timestamp")]
     pub now: Option<jiff::Timestamp>,
+    /// The answers of `call` nodes, by node name (the run stays offline).
+    #[serde(default)]
+    pub mock: BTreeMap<String, Mocks>,
     pub chat: Vec<Exchange>,
+}
+
+/// A call-out's answer in a transcript: a status with a JSON body, or a failure.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mock {
+    #[serde(default = "ok")]
+    pub status: u16,
+    /// The answer's body, as JSON text.
+    pub json: Option<String>,
+    /// No answer at all: `timeout`, `connect`, …
+    pub error: Option<String>,
+}
+
+fn ok() -> u16 {
+    200
+}
+
+/// One mock for every call of a node, or one per call in order (the last one repeats).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Mocks {
+    One(Mock),
+    Each(Vec<Mock>),
+}
+
+impl Mocks {
+    /// The answer to the node's `n`-th call of the transcript (from 0).
+    pub fn nth(&self, n: usize) -> Option<&Mock> {
+        match self {
+            Mocks::One(mock) => Some(mock),
+            Mocks::Each(each) => each.get(n).or(each.last()),
+        }
+    }
 }
 
 /// One text sent and the reply expected (`*` matches any run of characters).
@@ -213,6 +338,7 @@ impl Node {
             Node::Branch(_) => "branch",
             Node::Set(_) => "set",
             Node::End(_) => "end",
+            Node::Call(_) => "call",
         }
     }
 
@@ -233,6 +359,11 @@ impl Node {
                 r
             }
             Node::End(_) => Vec::new(),
+            Node::Call(call) => {
+                let mut r = opt("next", &call.next);
+                r.extend(opt("on_error", &call.on_error));
+                r
+            }
         }
     }
 }
@@ -269,6 +400,28 @@ impl Node {
             Node::End(end) => {
                 if let Some(text) = &end.text {
                     out.push(("text".into(), text));
+                }
+            }
+            Node::Call(call) => {
+                // Each `{{ }}` of the path alone (it is rendered alone and encoded); a path
+                // that does not split is refused by `check`.
+                for (i, part) in path_parts(&call.path)
+                    .unwrap_or_default()
+                    .iter()
+                    .enumerate()
+                {
+                    if let PathPart::Value(source) = part {
+                        out.push((format!("path.{i}"), source));
+                    }
+                }
+                for (name, value) in &call.query {
+                    out.push((format!("query.{name}"), value));
+                }
+                if let Some(json) = &call.json {
+                    json_strings("json".into(), json, &mut out);
+                }
+                for (name, value) in call.form.iter().flatten() {
+                    out.push((format!("form.{name}"), value));
                 }
             }
         }
@@ -414,7 +567,7 @@ fn node(source: Source<'_>, name: &str, value: Spanned<DeValue<'_>>) -> Result<N
         "branch" => body(value).map(Node::Branch),
         "set" => body(value).map(Node::Set),
         "end" => body(value).map(Node::End),
-        "call" => return Err(refuse("type \"call\" is not available yet".into())),
+        "call" => body(value).map(Node::Call),
         other => {
             return Err(refuse(format!(
                 "unknown type {other:?}; expected {NODE_TYPES}"
@@ -610,12 +763,49 @@ mod tests {
     }
 
     #[test]
-    fn a_call_node_is_not_available_yet() {
-        let text = format!("{HEAD}[nodes.fetch_slots]\ntype = \"call\"\nendpoint = \"clinic\"\n");
-        assert_eq!(
-            problems(&text),
-            ["f.toml:4:1: node fetch_slots: type \"call\" is not available yet"]
+    fn a_call_node_reads_its_request_and_routes() {
+        let text = format!(
+            "{HEAD}[nodes.a]\ntype = \"call\"\nendpoint = \"clinic\"\nmethod = \"POST\"\npath = \"/slots/{{{{ id }}}}/book\"\nquery = {{ day = \"{{{{ day }}}}\" }}\njson = {{ slot = \"{{{{ slot }}}}\", n = 2, tags = [\"{{{{ a }}}}\"] }}\nsave = {{ slots = \"/slots\" }}\nnext = \"b\"\non_error = \"c\"\n"
         );
+        let flow = parse("f.toml", &text).expect("a call parses");
+        let Node::Call(call) = &flow.nodes["a"] else {
+            panic!("a call")
+        };
+        assert_eq!(call.method, Method::Post);
+        assert_eq!(call.save["slots"], "/slots");
+        let routes: Vec<(String, &str)> = flow.nodes["a"].routes();
+        assert_eq!(routes, [("next".into(), "b"), ("on_error".into(), "c")]);
+        let keys: Vec<String> = flow.nodes["a"]
+            .templated()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, ["path.1", "query.day", "json.slot", "json.tags.0"]);
+        let bad = format!(
+            "{HEAD}[nodes.a]\ntype = \"call\"\nendpoint = \"e\"\nmethod = \"HEAD\"\npath = \"/\"\n"
+        );
+        assert!(
+            problems(&bad)[0].starts_with("f.toml:7:10: node a: method: unknown variant `HEAD`"),
+            "{:?}",
+            problems(&bad)
+        );
+    }
+
+    #[test]
+    fn a_path_splits_into_literals_and_values() {
+        use PathPart::{Literal, Value};
+        assert_eq!(
+            path_parts("/a/{{ id }}/b{{x}}"),
+            Ok(vec![
+                Literal("/a/"),
+                Value("{{ id }}"),
+                Literal("/b"),
+                Value("{{x}}")
+            ])
+        );
+        assert!(path_parts("/{% if x %}a{% endif %}").is_err());
+        assert!(path_parts("/{{ x").is_err());
+        assert!(path_parts("/{x}").is_err());
     }
 
     #[test]
@@ -624,8 +814,8 @@ mod tests {
         assert_eq!(
             problems(&text),
             [
-                "f.toml:4:1: node a: unknown type \"menu\"; expected say, ask, branch, set or end",
-                "f.toml:6:1: node b: missing key `type` (say, ask, branch, set or end)",
+                "f.toml:4:1: node a: unknown type \"menu\"; expected say, ask, branch, set, call or end",
+                "f.toml:6:1: node b: missing key `type` (say, ask, branch, set, call or end)",
             ]
         );
     }

@@ -31,6 +31,15 @@ pub fn mermaid(flow: &FlowDef) -> String {
             Node::Branch(_) => format!("{{\"{text}\"}}"),
             Node::Set(_) => format!("[/\"{text}\"/]"),
             Node::End(_) => format!("((\"{text}\"))"),
+            Node::Call(call) => {
+                let text = label(&format!(
+                    "call: {name}\n{} {} {}",
+                    call.method.as_str(),
+                    call.endpoint,
+                    call.path
+                ));
+                format!("[[\"{text}\"]]")
+            }
         };
         let _ = writeln!(out, "    {}{shape}", id(name));
         for (edge, target) in edges(node) {
@@ -89,6 +98,11 @@ fn edges(node: &Node) -> Vec<(Option<String>, &str)> {
             out.extend(default.map(|default| (Some("default".into()), default)));
         }
         Node::End(_) => {}
+        Node::Call(call) => {
+            out.extend(call.next.as_deref().map(|next| (None, next)));
+            let error = call.on_error.as_deref();
+            out.extend(error.map(|error| (Some("on_error".into()), error)));
+        }
     }
     out
 }

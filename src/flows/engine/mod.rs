@@ -22,6 +22,7 @@
 //! nothing else. It may use `crate::flows::compliance` and the session's `SessionData` (the
 //! state a step reads and writes); the server wiring (`crate::flows::files`) sits on top.
 
+pub mod call;
 pub mod check;
 mod dates;
 pub mod definition;

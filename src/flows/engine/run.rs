@@ -21,7 +21,8 @@ use std::borrow::Cow;
 
 use jiff::Timestamp;
 
-use super::definition::{Ask, Bound, Node};
+use super::call::{Body, CallRequest, Calls, NoCalls};
+use super::definition::{Ask, Bound, Call, Node, PathPart, path_parts};
 use super::input::Parsed;
 use super::load::{Flow, FlowSet, NodeRef};
 use super::routing::{AskExpect, Compiled, ExpectKind, with_bounds};
@@ -36,6 +37,8 @@ pub const NODE: &str = "_n";
 pub const ATTEMPTS: &str = "_a";
 pub const SINCE: &str = "_w";
 pub const VERSION: &str = "_v";
+/// The names of the variables saved as JSON (lists and objects from a call), space-separated.
+pub const JSON_VARS: &str = "_j";
 
 /// Sent with the question again when an ask has no `retry` of its own.
 pub const DEFAULT_RETRY: &str = "Sorry, I didn't get that.";
@@ -65,6 +68,10 @@ pub struct Settings {
     pub cookie_name: Option<String>,
     /// In a server-side store, `store.max_state_bytes`.
     pub max_state_bytes: Option<usize>,
+    /// `flows.max_calls`: call-outs one step may make.
+    pub max_calls: u32,
+    /// Keep the variables of a flow that ends in [`Turn::ended`] (for the results hook).
+    pub keep_results: bool,
 }
 
 impl Default for Settings {
@@ -75,6 +82,8 @@ impl Default for Settings {
             help_reply: None,
             cookie_name: Some("sms_session".into()),
             max_state_bytes: None,
+            max_calls: 5,
+            keep_results: false,
         }
     }
 }
@@ -87,6 +96,8 @@ pub struct Inbound<'a> {
     pub to: &'a str,
     /// Twilio's `OptOutType`, when Advanced Opt-Out recognised a keyword.
     pub opt_out_type: Option<&'a str>,
+    /// Twilio's MessageSid: the call-outs' `Idempotency-Key`.
+    pub message_sid: &'a str,
     pub now: Timestamp,
 }
 
@@ -135,7 +146,7 @@ impl Outcome {
 
 /// The result of a step: the texts of the turn (sent as one message, parts separated by a blank
 /// line), the media attached, and what happened, where.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Turn {
     pub texts: Vec<String>,
     pub media: Vec<String>,
@@ -146,6 +157,31 @@ pub struct Turn {
     pub node: Option<String>,
     /// Why an [`Outcome::Error`] happened, for the log (never the text or the variables).
     pub error: Option<String>,
+    /// Each call-out of the step that went to its `on_error`: node, endpoint and reason.
+    pub call_errors: Vec<CallError>,
+    /// A flow that ended in this step, with its variables when [`Settings::keep_results`].
+    pub ended: Option<Ended>,
+}
+
+/// A call-out that failed, for the log and metrics (never the request or the answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    pub node: String,
+    pub endpoint: String,
+    /// `status`, `not_json`, `missing`, `too_many`, or the client's reason (`timeout`, …).
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+/// How a flow ended, for the results hook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ended {
+    pub flow: String,
+    /// `completed`, `failed`, `expired`, `opted_out` or `error`.
+    pub outcome: &'static str,
+    /// The flow's variables as they were (JSON-typed ones as JSON); empty unless
+    /// [`Settings::keep_results`].
+    pub variables: Vec<(String, serde_json::Value)>,
 }
 
 impl Turn {
@@ -157,6 +193,8 @@ impl Turn {
             flow: None,
             node: None,
             error: None,
+            call_errors: Vec::new(),
+            ended: None,
         }
     }
 
@@ -166,17 +204,21 @@ impl Turn {
     }
 }
 
-/// Runs one step of the conversation in `state`.
-pub fn step(
+/// Runs one step of the conversation in `state`, making its call-outs through `calls`.
+///
+/// A step that reaches no `call` node never waits: its future is ready at the first poll.
+pub async fn step(
     set: &FlowSet<Compiled>,
     settings: &Settings,
     inbound: &Inbound<'_>,
     state: &mut SessionData,
+    calls: &dyn Calls,
 ) -> Turn {
     match compliance::classify(inbound.text, inbound.opt_out_type) {
         Verdict::OptOut => {
             let mut turn = Turn::new(Outcome::OptedOut);
             turn.flow = state.get(FLOW).map(str::to_owned);
+            turn.ended = ended(state, "opted_out", settings.keep_results);
             state.clear();
             return turn;
         }
@@ -198,9 +240,54 @@ pub fn step(
         context: None,
         trigger_rest: "",
         env: None,
+        calls,
+        made: Vec::new(),
     };
-    run.step();
+    run.step().await;
     run.finish()
+}
+
+/// [`step`] without call-outs (every `call` goes to its `on_error`), run to its end at once:
+/// for benchmarks, fuzzing and tools that must not reach a network.
+pub fn step_offline(
+    set: &FlowSet<Compiled>,
+    settings: &Settings,
+    inbound: &Inbound<'_>,
+    state: &mut SessionData,
+) -> Turn {
+    use futures_util::FutureExt;
+    step(set, settings, inbound, state, &NoCalls)
+        .now_or_never()
+        .expect("a step whose calls all answer at once never waits")
+}
+
+/// The flow in `state` as it ends: its name and, when kept, its variables.
+fn ended(state: &SessionData, outcome: &'static str, keep: bool) -> Option<Ended> {
+    let flow = state.get(FLOW)?.to_owned();
+    let variables = if keep {
+        let json: Vec<&str> = state
+            .get(JSON_VARS)
+            .unwrap_or_default()
+            .split(' ')
+            .collect();
+        let vars = state.iter().filter(|(name, _)| !name.starts_with('_'));
+        vars.map(|(name, text)| {
+            let value = if json.contains(&name) {
+                serde_json::from_str(text).unwrap_or_else(|_| text.into())
+            } else {
+                serde_json::to_value(typed(text)).unwrap_or_else(|_| text.into())
+            };
+            (name.to_owned(), value)
+        })
+        .collect()
+    } else {
+        Vec::new()
+    };
+    Some(Ended {
+        flow,
+        outcome,
+        variables,
+    })
 }
 
 /// One step in progress.
@@ -217,21 +304,24 @@ struct Run<'a> {
     /// The reading environment, worked out once per step (and again only if the step moves
     /// to another flow).
     env: Option<(String, Env)>,
+    calls: &'a dyn Calls,
+    /// The `call` nodes this step has called, in order (for the budget and the keys).
+    made: Vec<&'a str>,
 }
 
 /// Why nodes stopped running early.
 struct Stop(String);
 
 impl<'a> Run<'a> {
-    fn step(&mut self) {
+    async fn step(&mut self) {
         let Some(name) = self.state.get(FLOW).map(str::to_owned) else {
-            return self.idle();
+            return self.idle().await;
         };
         let Some(flow) = self.set.flow(&name) else {
             // The flow is gone from the directory: its conversation cannot go on.
             self.state.clear();
             self.turn.texts.push(RESTART_NOTICE.into());
-            return self.idle_after_restart();
+            return self.idle_after_restart().await;
         };
         // The step is in this flow whatever follows (a retry runs no node to say so).
         self.turn.flow = Some(flow.name().to_owned());
@@ -239,10 +329,10 @@ impl<'a> Run<'a> {
         let waiting = flow.node(&node).filter(|n| matches!(n.node, Node::Ask(_)));
         let Some(waiting) = waiting else {
             self.turn.texts.push(RESTART_NOTICE.into());
-            return self.start(flow, "", Outcome::Restarted);
+            return self.start(flow, "", Outcome::Restarted).await;
         };
         if self.expired(flow) {
-            return self.expire(flow);
+            return self.expire(flow).await;
         }
         let whole = self.inbound.text.trim();
         if !whole.contains(char::is_whitespace)
@@ -250,13 +340,13 @@ impl<'a> Run<'a> {
             && keyword.interrupt
             && let Some(target) = self.set.flow(&keyword.flow)
         {
-            return self.start(target, "", Outcome::Started);
+            return self.start(target, "", Outcome::Started).await;
         }
-        self.answer(flow, waiting);
+        self.answer(flow, waiting).await;
     }
 
     /// No flow waiting: a trigger's first word, else the default flow, else nothing.
-    fn idle(&mut self) {
+    async fn idle(&mut self) {
         let text = self.inbound.text.trim();
         let (first, rest) = text
             .split_once(char::is_whitespace)
@@ -265,7 +355,7 @@ impl<'a> Run<'a> {
         if let Some(keyword) = self.set.keyword(first)
             && let Some(flow) = self.set.flow(&keyword.flow)
         {
-            return self.start(flow, rest, Outcome::Started);
+            return self.start(flow, rest, Outcome::Started).await;
         }
         if let Some(flow) = self
             .settings
@@ -273,24 +363,24 @@ impl<'a> Run<'a> {
             .as_deref()
             .and_then(|name| self.set.flow(name))
         {
-            self.start(flow, "", Outcome::Started);
+            self.start(flow, "", Outcome::Started).await;
         }
     }
 
-    fn idle_after_restart(&mut self) {
-        self.idle();
+    async fn idle_after_restart(&mut self) {
+        self.idle().await;
         self.turn.outcome = Outcome::Restarted;
     }
 
     /// Starts `flow` afresh: no variables from before.
-    fn start(&mut self, flow: &Flow<Compiled>, trigger_rest: &'a str, outcome: Outcome) {
+    async fn start(&mut self, flow: &'a Flow<Compiled>, trigger_rest: &'a str, outcome: Outcome) {
         self.state.clear();
         self.context = None;
         self.trigger_rest = trigger_rest;
         self.state.set(FLOW, flow.name());
         self.state.set(VERSION, flow.version);
         self.turn.outcome = outcome;
-        self.run_from(flow, &flow.def.start);
+        self.run_from(flow, &flow.def.start).await;
     }
 
     fn expired(&self, flow: &Flow<Compiled>) -> bool {
@@ -304,16 +394,16 @@ impl<'a> Run<'a> {
     }
 
     /// A late reply: `on_expire`, or the flow ends and the text is idle input.
-    fn expire(&mut self, flow: &Flow<Compiled>) {
+    async fn expire(&mut self, flow: &'a Flow<Compiled>) {
         self.turn.outcome = Outcome::Expired;
         match &flow.def.on_expire {
             Some(node) => {
-                self.run_from(flow, node);
+                self.run_from(flow, node).await;
             }
             None => {
-                self.state.clear();
+                self.end_flow("expired");
                 self.context = None;
-                self.idle();
+                self.idle().await;
                 if self.turn.outcome == Outcome::Idle {
                     self.turn.outcome = Outcome::Expired;
                 }
@@ -322,7 +412,7 @@ impl<'a> Run<'a> {
     }
 
     /// The waiting ask reads the reply.
-    fn answer(&mut self, flow: &Flow<Compiled>, waiting: NodeRef<'_, Compiled>) {
+    async fn answer(&mut self, flow: &'a Flow<Compiled>, waiting: NodeRef<'a, Compiled>) {
         let Node::Ask(ask) = waiting.node else {
             unreachable!("only an ask waits");
         };
@@ -343,9 +433,9 @@ impl<'a> Run<'a> {
                     self.save(name, &saved);
                 }
                 let next = next.to_owned();
-                self.run_from(flow, &next);
+                self.run_from(flow, &next).await;
             }
-            None => self.unusable(flow, waiting.name, ask),
+            None => self.unusable(flow, waiting.name, ask).await,
         }
     }
 
@@ -412,19 +502,19 @@ impl<'a> Run<'a> {
     }
 
     /// An unusable reply: ask again, or give up at the last attempt.
-    fn unusable(&mut self, flow: &Flow<Compiled>, node: &str, ask: &Ask) {
+    async fn unusable(&mut self, flow: &'a Flow<Compiled>, node: &str, ask: &Ask) {
         let attempts = self.state.get_parsed::<u32>(ATTEMPTS).unwrap_or(0) + 1;
         if attempts >= ask.max_attempts {
             self.turn.outcome = Outcome::Failed;
             match &ask.on_fail {
                 Some(next) => {
                     let next = next.clone();
-                    self.run_from(flow, &next);
+                    self.run_from(flow, &next).await;
                 }
                 None => {
                     self.turn.texts.push(DEFAULT_FAIL.into());
                     self.turn.node = Some(node.to_owned());
-                    self.end_flow();
+                    self.end_flow("failed");
                 }
             }
             return;
@@ -450,7 +540,7 @@ impl<'a> Run<'a> {
     }
 
     /// Runs nodes from `start` until an ask waits or the flow ends.
-    fn run_from(&mut self, flow: &Flow<Compiled>, start: &str) {
+    async fn run_from(&mut self, flow: &'a Flow<Compiled>, start: &str) {
         self.turn.flow = Some(flow.name().to_owned());
         let mut current = start.to_owned();
         for _ in 0..self.settings.max_steps {
@@ -458,7 +548,7 @@ impl<'a> Run<'a> {
                 let why = format!("node {current:?} does not exist");
                 return self.fail(flow, Some(&current), why);
             };
-            match self.run_node(flow, node) {
+            match self.run_node(flow, node).await {
                 Ok(Some(next)) => current = next,
                 Ok(None) => return,
                 Err(Stop(why)) => return self.fail(flow, Some(&current), why),
@@ -469,10 +559,10 @@ impl<'a> Run<'a> {
     }
 
     /// Runs one node; the next node's name, or `None` when the step is over.
-    fn run_node(
+    async fn run_node(
         &mut self,
-        flow: &Flow<Compiled>,
-        node: NodeRef<'_, Compiled>,
+        flow: &'a Flow<Compiled>,
+        node: NodeRef<'a, Compiled>,
     ) -> Result<Option<String>, Stop> {
         match node.node {
             Node::Say(say) => {
@@ -526,10 +616,169 @@ impl<'a> Run<'a> {
                     self.turn.texts.push(text);
                 }
                 self.turn.node = Some(node.name.to_owned());
-                self.end_flow();
+                self.end_flow("completed");
                 Ok(None)
             }
+            Node::Call(call) => self.call(flow, node.name, call).await,
         }
+    }
+
+    /// A call-out: `next` when it answered as the node needs, else `on_error` (logged, and
+    /// recorded in the turn). A template that fails to render stops the flow like anywhere.
+    async fn call(
+        &mut self,
+        flow: &Flow<Compiled>,
+        name: &'a str,
+        call: &'a Call,
+    ) -> Result<Option<String>, Stop> {
+        let answered = match self.request(name, call)? {
+            Err(detail) => Err(("path", detail)),
+            Ok(_) if self.made.len() >= self.settings.max_calls as usize => Err((
+                "too_many",
+                format!(
+                    "more than {} call-outs in one step (flows.max_calls)",
+                    self.settings.max_calls
+                ),
+            )),
+            Ok(request) => {
+                self.made.push(name);
+                let answer = self.calls.call(&request).await;
+                self.take_answer(call, answer)
+            }
+        };
+        match answered {
+            Ok(()) => Ok(call.next.clone()),
+            Err((reason, detail)) => {
+                tracing::warn!(
+                    flow = flow.name(),
+                    node = name,
+                    endpoint = call.endpoint,
+                    reason,
+                    detail,
+                    "a call-out failed; the flow goes on at its on_error"
+                );
+                self.turn.call_errors.push(CallError {
+                    node: name.to_owned(),
+                    endpoint: call.endpoint.clone(),
+                    reason,
+                    detail,
+                });
+                Ok(call.on_error.clone())
+            }
+        }
+    }
+
+    /// The request of `call`, rendered; `Ok(Err(why))` when a value cannot go into the path.
+    fn request(&mut self, name: &str, call: &Call) -> Result<Result<CallRequest, String>, Stop> {
+        let mut path = String::with_capacity(call.path.len());
+        for part in path_parts(&call.path).map_err(Stop)? {
+            match part {
+                PathPart::Literal(text) => path.push_str(text),
+                PathPart::Value(source) => {
+                    let value = self.render(source)?;
+                    if value.is_empty() || value.chars().all(|c| c == '.') {
+                        return Ok(Err(format!(
+                            "a value of the path rendered as {:?}, which cannot be a path segment",
+                            value.as_ref()
+                        )));
+                    }
+                    path.push_str(&super::call::encode_path_value(&value));
+                }
+            }
+        }
+        let mut query = Vec::with_capacity(call.query.len());
+        for (key, source) in &call.query {
+            query.push((key.clone(), self.render(source)?.into_owned()));
+        }
+        let body = match (&call.json, &call.form) {
+            (Some(json), _) => {
+                let value = self.json(json)?;
+                Some(Body::Json(
+                    serde_json::to_vec(&value).map_err(|e| Stop(e.to_string()))?,
+                ))
+            }
+            (None, Some(form)) => {
+                let mut encoded = form_urlencoded::Serializer::new(String::new());
+                for (key, source) in form {
+                    encoded.append_pair(key, &self.render(source)?);
+                }
+                Some(Body::Form(encoded.finish().into_bytes()))
+            }
+            (None, None) => None,
+        };
+        let sid = self.inbound.message_sid;
+        let before = self.made.iter().filter(|made| **made == name).count();
+        let idempotency_key = match (self.made.is_empty(), before) {
+            (true, _) => sid.to_owned(),
+            (false, 0) => format!("{sid}.{name}"),
+            (false, n) => format!("{sid}.{name}.{}", n + 1),
+        };
+        Ok(Ok(CallRequest {
+            node: name.to_owned(),
+            endpoint: call.endpoint.clone(),
+            method: call.method,
+            path,
+            query,
+            body,
+            idempotency_key,
+        }))
+    }
+
+    /// A `json` body: the TOML value with every string rendered.
+    fn json(&mut self, value: &toml::Value) -> Result<serde_json::Value, Stop> {
+        use serde_json::Value as Json;
+        Ok(match value {
+            toml::Value::String(source) => Json::String(self.render(source)?.into_owned()),
+            toml::Value::Integer(n) => Json::from(*n),
+            toml::Value::Float(x) => Json::from(*x),
+            toml::Value::Boolean(b) => Json::Bool(*b),
+            toml::Value::Datetime(when) => Json::String(when.to_string()),
+            toml::Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    out.push(self.json(item)?);
+                }
+                Json::Array(out)
+            }
+            toml::Value::Table(table) => {
+                let mut out = serde_json::Map::new();
+                for (key, item) in table {
+                    out.insert(key.clone(), self.json(item)?);
+                }
+                Json::Object(out)
+            }
+        })
+    }
+
+    /// Saves what `call` needs from a 2xx answer, all or nothing.
+    fn take_answer(
+        &mut self,
+        call: &Call,
+        answer: Result<super::call::CallResponse, super::call::CallFailure>,
+    ) -> Result<(), (&'static str, String)> {
+        let response = answer.map_err(|failure| (failure.reason, failure.detail))?;
+        if !(200..300).contains(&response.status) {
+            return Err((
+                "status",
+                format!("the service answered {}", response.status),
+            ));
+        }
+        if call.save.is_empty() {
+            return Ok(());
+        }
+        let json: serde_json::Value = serde_json::from_slice(&response.body)
+            .map_err(|e| ("not_json", format!("the answer is not JSON: {e}")))?;
+        let mut found = Vec::with_capacity(call.save.len());
+        for (name, pointer) in &call.save {
+            let value = json
+                .pointer(pointer)
+                .ok_or_else(|| ("missing", format!("the answer has no {pointer:?}")))?;
+            found.push((name, value));
+        }
+        for (name, value) in found {
+            self.save_json(name, value);
+        }
+        Ok(())
     }
 
     /// The flow waits at the ask `node`.
@@ -543,8 +792,12 @@ impl<'a> Run<'a> {
         self.turn.node = Some(node.to_owned());
     }
 
-    /// The flow is over: its state goes.
-    fn end_flow(&mut self) {
+    /// The flow is over (`completed`, `failed`, `expired`, `error`): its state goes, and what
+    /// the results hook needs is kept in the turn.
+    fn end_flow(&mut self, outcome: &'static str) {
+        if let Some(ended) = ended(self.state, outcome, self.settings.keep_results) {
+            self.turn.ended = Some(ended);
+        }
         self.state.clear();
     }
 
@@ -556,7 +809,7 @@ impl<'a> Run<'a> {
         self.turn.flow = Some(flow.name().to_owned());
         self.turn.node = node.map(str::to_owned);
         self.turn.error = Some(why);
-        self.end_flow();
+        self.end_flow("error");
     }
 
     /// Saves a variable (at most [`MAX_SAVED_CHARS`]) in the state and the template context.
@@ -566,9 +819,48 @@ impl<'a> Run<'a> {
             None => value,
         };
         self.state.set(name, value);
+        if self.state.get(JSON_VARS).is_some() {
+            self.mark_json(name, false);
+        }
         // A context built already sees the new value; one built later reads it from the state.
         if let Some(context) = &mut self.context {
             context.set(name, typed(value));
+        }
+    }
+
+    /// Saves a value from a call's answer: text, numbers and booleans as [`save`](Self::save)
+    /// does; lists and objects as JSON, which templates see as lists and objects again.
+    fn save_json(&mut self, name: &str, value: &serde_json::Value) {
+        use serde_json::Value as Json;
+        match value {
+            Json::String(text) => self.save(name, text),
+            Json::Null => self.save(name, ""),
+            Json::Bool(_) | Json::Number(_) => self.save(name, &value.to_string()),
+            Json::Array(_) | Json::Object(_) => {
+                self.state.set(name, value.to_string());
+                self.mark_json(name, true);
+                if let Some(context) = &mut self.context {
+                    context.set(name, minijinja::Value::from(minijinja::value::Serde(value)));
+                }
+            }
+        }
+    }
+
+    /// Adds `name` to, or removes it from, the names of JSON-typed variables.
+    fn mark_json(&mut self, name: &str, json: bool) {
+        let listed = self.state.get(JSON_VARS).unwrap_or_default();
+        let mut names: Vec<&str> = listed
+            .split(' ')
+            .filter(|n| !n.is_empty() && *n != name)
+            .collect();
+        if json {
+            names.push(name);
+        }
+        let joined = names.join(" ");
+        if joined.is_empty() {
+            self.state.remove(JSON_VARS);
+        } else {
+            self.state.set(JSON_VARS, joined);
         }
     }
 
@@ -594,8 +886,19 @@ impl<'a> Run<'a> {
             if !trigger_rest.is_empty() {
                 context.set_trigger_rest(trigger_rest);
             }
+            let json = state.get(JSON_VARS).unwrap_or_default();
             for (name, value) in state.iter().filter(|(name, _)| !name.starts_with('_')) {
-                context.set(name, typed(value));
+                let is_json = !json.is_empty() && json.split(' ').any(|n| n == name);
+                let parsed = is_json
+                    .then(|| serde_json::from_str::<serde_json::Value>(value).ok())
+                    .flatten();
+                match parsed {
+                    Some(parsed) => context.set(
+                        name,
+                        minijinja::Value::from(minijinja::value::Serde(&parsed)),
+                    ),
+                    None => context.set(name, typed(value)),
+                }
             }
             context
         })
@@ -666,3 +969,7 @@ fn route<'n>(
 #[cfg(test)]
 #[path = "run_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "run_call_tests.rs"]
+mod call_tests;

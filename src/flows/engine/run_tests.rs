@@ -373,9 +373,10 @@ impl<'s> Chat<'s> {
             from: self.from,
             to: TO,
             opt_out_type,
+            message_sid: "SM00000000000000000000000000000001",
             now: self.now,
         };
-        step(self.set, &self.settings, &inbound, &mut self.state)
+        step_offline(self.set, &self.settings, &inbound, &mut self.state)
     }
 
     fn send(&mut self, text: &str) -> Turn {

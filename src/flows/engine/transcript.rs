@@ -1,12 +1,18 @@
 //! `[[tests]]` transcripts, run offline: each `send` goes through [`step`](super::run::step)
 //! from an empty state, and the turn's text must match `expect`, where `*` stands for any run
-//! of characters (newlines included).
+//! of characters (newlines included). A `call` node's request never leaves: the transcript's
+//! `mock.NODE` answers it (one answer for every call, or a list answered in order), and a call
+//! without a mock fails the test, naming the node.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use jiff::Timestamp;
 
-use super::definition::Transcript;
+use super::call::{CallFailure, CallFuture, CallRequest, CallResponse, Calls};
+use super::definition::{Mocks, Transcript};
 use super::load::FlowSet;
 use super::routing::Compiled;
 use super::run::{Inbound, Settings, step};
@@ -69,16 +75,27 @@ pub fn run(
         .now
         .unwrap_or_else(|| DEFAULT_NOW.parse().expect("a valid timestamp"));
     let mut state = SessionData::default();
+    let calls = MockCalls::new(&transcript.mock);
     for (index, exchange) in transcript.chat.iter().enumerate() {
         now = advance(now, exchange.after);
+        let sid = format!("SM{:032}", index + 1);
         let inbound = Inbound {
             text: &exchange.send,
             from: FROM,
             to: TO,
             opt_out_type: None,
+            message_sid: &sid,
             now,
         };
-        let got = step(set, settings, &inbound, &mut state).body();
+        let turn = step(set, settings, &inbound, &mut state, &calls)
+            .now_or_never()
+            .expect("mocked calls answer at once");
+        let got = match calls.unmocked() {
+            Some(node) => format!(
+                "(node {node} made a call-out, and the test has no mock.{node} to answer it)"
+            ),
+            None => turn.body(),
+        };
         if !matches(&exchange.expect, &got) {
             return Err(Failure {
                 exchange: index + 1,
@@ -89,6 +106,70 @@ pub fn run(
         }
     }
     Ok(())
+}
+
+/// Answers call-outs from a transcript's mocks.
+struct MockCalls<'t> {
+    mocks: &'t BTreeMap<String, Mocks>,
+    /// Calls answered so far, by node; and the first node called without a mock.
+    made: Mutex<(BTreeMap<String, usize>, Option<String>)>,
+}
+
+impl<'t> MockCalls<'t> {
+    fn new(mocks: &'t BTreeMap<String, Mocks>) -> Self {
+        MockCalls {
+            mocks,
+            made: Mutex::new((BTreeMap::new(), None)),
+        }
+    }
+
+    fn unmocked(&self) -> Option<String> {
+        self.made
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
+    }
+
+    fn answer(&self, node: &str) -> Result<CallResponse, CallFailure> {
+        let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+        let count = made.0.entry(node.to_owned()).or_default();
+        let mock = self.mocks.get(node).and_then(|mocks| mocks.nth(*count));
+        *count += 1;
+        let Some(mock) = mock else {
+            made.1.get_or_insert_with(|| node.to_owned());
+            return Err(CallFailure {
+                reason: "connect",
+                detail: "no mock".into(),
+            });
+        };
+        if let Some(error) = &mock.error {
+            return Err(CallFailure {
+                reason: mock_reason(error),
+                detail: format!("mock.{node}: {error}"),
+            });
+        }
+        Ok(CallResponse {
+            status: mock.status,
+            body: mock.json.clone().unwrap_or_default().into_bytes(),
+        })
+    }
+}
+
+/// A mock's `error` as a call's failure reason.
+fn mock_reason(error: &str) -> &'static str {
+    match error {
+        "timeout" => "timeout",
+        "connect" => "connect",
+        "too_large" => "too_large",
+        _ => "io",
+    }
+}
+
+impl Calls for MockCalls<'_> {
+    fn call<'a>(&'a self, request: &'a CallRequest) -> CallFuture<'a> {
+        Box::pin(std::future::ready(self.answer(&request.node)))
+    }
 }
 
 fn advance(now: Timestamp, by: Option<Duration>) -> Timestamp {
@@ -156,6 +237,89 @@ mod tests {
         assert!(
             text.contains("  - expected: Thanks*\n  +      got: Thanks!"),
             "{text}"
+        );
+    }
+
+    const CALLING: &str = r#"
+spec = 1
+name = "c"
+start = "fetch"
+[[triggers]]
+keywords = ["go"]
+[nodes.fetch]
+type = "call"
+endpoint = "svc"
+path = "/n"
+save = { n = "/n" }
+next = "show"
+on_error = "down"
+[nodes.show]
+type = "ask"
+text = "n={{ n }}"
+next = "fetch"
+[nodes.down]
+type = "end"
+text = "down"
+"#;
+
+    fn run_with(tests: &str) -> Vec<Result<(), Failure>> {
+        use super::super::load::{LoadOptions, SourceFile, build};
+        let text = format!("{CALLING}{tests}");
+        let source = SourceFile {
+            file: "c.toml".into(),
+            text,
+        };
+        let set = build(
+            &[source],
+            &LoadOptions::default(),
+            &super::super::routing::Compiled,
+        )
+        .expect("the flow loads");
+        let flow = set.flow("c").expect("the flow");
+        let settings = Settings::default();
+        flow.def
+            .tests
+            .iter()
+            .map(|test| run(&set, &settings, test))
+            .collect()
+    }
+
+    #[test]
+    fn mocks_answer_calls_in_order_and_the_last_one_repeats() {
+        let results = run_with(
+            r#"
+[[tests]]
+name = "in order"
+mock.fetch = [ { json = '{"n":1}' }, { json = '{"n":2}' }, { status = 503 } ]
+chat = [
+  { send = "go", expect = "n=1" },
+  { send = "x", expect = "n=2" },
+  { send = "x", expect = "down" },
+  { send = "go", expect = "down" },
+]
+
+[[tests]]
+name = "one for all, and a failure"
+mock.fetch = { error = "timeout" }
+chat = [ { send = "go", expect = "down" } ]
+"#,
+        );
+        assert_eq!(results, [Ok(()), Ok(())]);
+    }
+
+    #[test]
+    fn a_call_without_a_mock_fails_the_test_naming_the_node() {
+        let results = run_with(
+            r#"
+[[tests]]
+name = "forgot"
+chat = [ { send = "go", expect = "down" } ]
+"#,
+        );
+        let failure = results[0].clone().expect_err("no mock");
+        assert_eq!(
+            failure.got,
+            "(node fetch made a call-out, and the test has no mock.fetch to answer it)"
         );
     }
 }
