@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{Request, header};
-use futures_util::FutureExt;
 use criterion::{Criterion, criterion_group, criterion_main};
+use futures_util::FutureExt;
 use http_body_util::BodyExt;
 use sms_sessions::app::{AppState, service};
 use sms_sessions::config::Config;
@@ -123,7 +123,9 @@ fn twiml_rendering(c: &mut Criterion) {
     c.bench_function("twiml/counter_reply", |b| {
         b.iter(|| {
             let mut state = state.clone();
-            let reply = Counter.reply(black_box(&message), &mut state).now_or_never();
+            let reply = Counter
+                .reply(black_box(&message), &mut state)
+                .now_or_never();
             reply.expect("the counter never waits").to_xml()
         })
     });

@@ -21,7 +21,11 @@ use sms_sessions::twilio::twiml::MessagingResponse;
 struct SignUp;
 
 impl Flow for SignUp {
-    async fn reply(&self, message: &InboundMessage<'_>, state: &mut SessionData) -> MessagingResponse {
+    async fn reply(
+        &self,
+        message: &InboundMessage<'_>,
+        state: &mut SessionData,
+    ) -> MessagingResponse {
         let mut response = MessagingResponse::new();
         let text = message.body.trim();
         match (state.get("name").map(str::to_owned), state.get("step")) {
