@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 
 use super::ConfigArg;
 use crate::config::Config;
+use crate::flows::engine::definition::Node;
 use crate::flows::engine::graph;
 use crate::flows::engine::load::{FlowSet, load_dir_with, load_paths_with};
 use crate::flows::engine::problem::Problem;
@@ -101,6 +102,16 @@ fn check(config: &Config, paths: &[PathBuf]) -> ExitCode {
                     plural(flows.len()),
                     flows.join(", ")
                 );
+                let calls = set.flows().flat_map(|flow| flow.def.nodes.values());
+                let calls = calls.filter(|node| matches!(node, Node::Call(_))).count();
+                if calls > 0 && config.flow.endpoints.is_empty() {
+                    eprintln!(
+                        "{name}: note: the endpoints of {calls} call node{} were not checked, as \
+                         the configuration has no [flows.endpoints] (give the server's with \
+                         --config; the server refuses to start on an unknown one)",
+                        plural(calls)
+                    );
+                }
             }
             Err(problems) => {
                 failed = true;

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 pub mod ci;
 pub mod redis_server;
+pub mod stand_in;
 pub mod vectors;
 
 // Where they were before ci.rs held them (not every test binary calls them).

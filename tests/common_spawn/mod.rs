@@ -47,6 +47,13 @@ impl Server {
         Self::launch(Self::command(), env, None)
     }
 
+    /// [`Server::start`] with `--config FILE` (what only a file can set: `[flows.endpoints]`).
+    pub fn start_with_config(config: &str, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sms-sessions"));
+        command.args(["--config", config, "serve"]);
+        Self::launch(command, env, None)
+    }
+
     /// [`Server::start`] with `dir` as the working directory.
     pub fn start_in(env: &[(&str, &str)], dir: &Path) -> Self {
         Self::launch(Self::command(), env, Some(dir))
