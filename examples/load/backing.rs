@@ -192,10 +192,10 @@ fn free_port_but_6379() -> std::io::Result<SocketAddr> {
 
 /// A fresh directory under the system's temporary directory, removed with everything in it
 /// when dropped.
-struct TempDir(PathBuf);
+pub struct TempDir(pub PathBuf);
 
 impl TempDir {
-    fn new() -> std::io::Result<Self> {
+    pub fn new() -> std::io::Result<Self> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());

@@ -50,6 +50,20 @@
 //! load --runs sqlite --requests 300000 --rounds 1
 //! load --runs redis --requests 300000 --rounds 1
 //! ```
+//!
+//! Call-out runs (issue 12): `calls` and `calls-local` serve one flow the tool writes to a
+//! temporary directory (script.rs, `order_flow`), with `--config` pointing the `shop` endpoint
+//! at a stand-in service the tool starts in a process of its own on the load's core (shop.rs).
+//! Every phone texts "order", then order numbers over and over; in `calls` each number makes
+//! one signed `GET /orders/NUMBER` to the stand-in and the reply tells what it answered, in
+//! `calls-local` a `set` node sets the same variables to the same values instead, so the only
+//! difference is the call. Every reply is checked, the stand-in's requests are counted (one
+//! per measured webhook in `calls`, none in `calls-local`), and the target is `calls` −
+//! `calls-local` ≤ 150 µs of server CPU per webhook, judged on the median over rounds:
+//!
+//! ```text
+//! load --runs info,calls-local,calls
+//! ```
 
 mod backing;
 mod drive;
@@ -58,6 +72,7 @@ mod phone;
 mod report;
 mod script;
 mod server;
+mod shop;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -74,6 +89,7 @@ use phone::{Phone, Signer, Template};
 use report::{Cpu, Measured, Memory, Run, Targets};
 use script::Script;
 use server::{Running, Target};
+use shop::Shop;
 
 const TOKEN: &str = "12345";
 const SECRET: &str = "load-test-session-secret-0123456789abcdef";
@@ -107,7 +123,8 @@ struct Args {
     /// Each run stops after this many seconds of load, whatever is left.
     #[arg(long, default_value_t = 300)]
     max_seconds: u64,
-    /// Comma-separated: baseline, info, off, json, booking, memory, sqlite, redis.
+    /// Comma-separated: baseline, info, off, json, booking, memory, sqlite, redis, calls,
+    /// calls-local.
     #[arg(
         long,
         default_value = "baseline,info,off,booking",
@@ -145,10 +162,16 @@ struct Args {
     /// is steadier than any one round (the other targets must hold in every round).
     #[arg(long, default_value_t = 3)]
     rounds: u32,
+    /// Be the call-out runs' stand-in service instead (the tool starts it itself: shop.rs).
+    #[arg(long, hide = true)]
+    stand_in: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.stand_in {
+        return shop::serve();
+    }
     if args.in_flight == 0 || args.phones < args.in_flight as u64 {
         eprintln!("load: need 1 <= --in-flight <= --phones");
         return ExitCode::from(2);
@@ -168,7 +191,8 @@ fn main() -> ExitCode {
             let Some(target) = target(&args, name) else {
                 eprintln!(
                     "load: unknown run {name:?} \
-                     (baseline, info, off, json, booking, memory, sqlite, redis)"
+                     (baseline, info, off, json, booking, memory, sqlite, redis, calls, \
+                     calls-local)"
                 );
                 return ExitCode::from(2);
             };
@@ -209,13 +233,22 @@ fn print_setup(args: &Args, cores: usize, pin: bool) {
         .runs
         .iter()
         .any(|name| store(args, name) == Mode::Redis);
-    let placement = match (pin, redis) {
-        (true, false) => "server pinned to core 0, load on core 1",
-        (true, true) => {
+    let calls = args.runs.iter().any(|name| name.starts_with("calls"));
+    let placement = match (pin, redis, calls) {
+        (true, false, false) => "server pinned to core 0, load on core 1",
+        (true, true, false) => {
             "server pinned to core 0, load on core 1, and each run's own redis-server on core 1 \
              too (it shares that core with the load)"
         }
-        (false, _) => "not pinned",
+        (true, false, true) => {
+            "server pinned to core 0, load on core 1, and the call-out runs' stand-in service \
+             on core 1 too (it shares that core with the load)"
+        }
+        (true, true, true) => {
+            "server pinned to core 0, load on core 1, and each run's own redis-server and the \
+             call-out runs' stand-in service on core 1 too (they share it with the load)"
+        }
+        (false, ..) => "not pinned",
     };
     println!(
         "phones {} · in flight {} · {} measured texts per run after {} warm-up · payload {} · \
@@ -248,7 +281,9 @@ fn target(args: &Args, name: &str) -> Option<Target> {
         });
     }
     let (level, format) = match name {
-        "info" | "booking" | "memory" | "sqlite" | "redis" => ("info", "text"),
+        "info" | "booking" | "memory" | "sqlite" | "redis" | "calls" | "calls-local" => {
+            ("info", "text")
+        }
         "off" => ("off", "text"),
         "json" => ("info", "json"),
         _ => return None,
@@ -283,6 +318,7 @@ fn script(name: &str) -> Script {
     match name {
         "baseline" => Script::Unchecked,
         "booking" => Script::Conversation(&script::BOOKING),
+        "calls" | "calls-local" => Script::Conversation(&script::ORDER),
         _ => Script::Counter,
     }
 }
@@ -298,9 +334,19 @@ async fn run(args: &Args, name: &str, target: &Target, pin: bool) -> Result<Meas
     }
     // Declared before the server, so dropped after it on every path.
     let backing = Backing::start(store(args, name), pin.then_some("1"))?;
+    let mut shop = match name {
+        "calls" => Some(Shop::start(script::ORDER_CALL, pin.then_some("1"))?),
+        "calls-local" => Some(Shop::start(script::ORDER_SET, pin.then_some("1"))?),
+        _ => None,
+    };
     let mut target = target.clone();
     if let Some(url) = &backing.url {
         target.env.push(("SMS_SESSIONS_STORE".into(), url.clone()));
+    }
+    if let Some(shop) = &shop {
+        let config = shop.config.display().to_string();
+        target.args.splice(0..0, ["--config".to_owned(), config]);
+        target.env.extend(shop.env());
     }
     let target = &target;
     let mut server = Running::start(target, pin.then_some("0"))
@@ -325,12 +371,14 @@ async fn run(args: &Args, name: &str, target: &Target, pin: bool) -> Result<Meas
         )
     };
     let warmup = load(args.warmup).await;
-    let ticks_before = Ticks::read(&server, &backing)?;
+    let counts_before = shop.as_mut().map(Shop::counts).transpose()?;
+    let ticks_before = Ticks::read(&server, &backing, shop.as_ref())?;
     let rss_start = server.memory_kib("VmRSS");
     let mut tally = load(args.requests / 2).await;
     let rss_middle = server.memory_kib("VmRSS");
     tally.add(load(args.requests - args.requests / 2).await);
-    let ticks = Ticks::read(&server, &backing)?.since(ticks_before);
+    let ticks = Ticks::read(&server, &backing, shop.as_ref())?.since(ticks_before);
+    let counts_after = shop.as_mut().map(Shop::counts).transpose()?;
     let rss = [rss_idle, rss_start, rss_middle, server.memory_kib("VmRSS")];
     let peak_rss = server.memory_kib("VmHWM");
     drop(pool);
@@ -341,6 +389,7 @@ async fn run(args: &Args, name: &str, target: &Target, pin: bool) -> Result<Meas
         user: seconds(ticks.server_user),
         system: seconds(ticks.server_system),
         store: ticks.store.map(seconds),
+        stand_in: ticks.shop.map(seconds),
         others_cores: seconds(ticks.others()).as_secs_f64() / tally.elapsed.as_secs_f64(),
     };
     let memory = Memory {
@@ -353,6 +402,9 @@ async fn run(args: &Args, name: &str, target: &Target, pin: bool) -> Result<Meas
         pinned: pin,
         in_flight: args.in_flight,
     };
+    let stand_in = counts_after
+        .zip(counts_before)
+        .map(|(after, before)| after.since(before));
     Ok(Measured::new(
         run,
         tally,
@@ -361,38 +413,42 @@ async fn run(args: &Args, name: &str, target: &Target, pin: bool) -> Result<Meas
         memory,
         first_webhook,
         log_lines,
+        stand_in,
     ))
 }
 
-/// CPU ticks of the server (user, system), of the run's own Redis if it has one, of this
-/// process, and of the whole machine.
+/// CPU ticks of the server (user, system), of the run's own Redis and stand-in shop if it has
+/// them, of this process, and of the whole machine.
 #[derive(Clone, Copy)]
 struct Ticks {
     server: (u64, u64),
     store: Option<(u64, u64)>,
+    shop: Option<(u64, u64)>,
     own: u64,
     machine: machine::CpuTicks,
 }
 
 impl Ticks {
-    fn read(server: &Running, backing: &Backing) -> Result<Self, String> {
+    fn read(server: &Running, backing: &Backing, shop: Option<&Shop>) -> Result<Self, String> {
         Ok(Self {
             server: server.cpu_ticks().map_err(|e| e.to_string())?,
             store: backing.cpu_ticks()?,
+            shop: shop.map(Shop::cpu_ticks).transpose()?,
             own: machine::own_ticks(),
             machine: machine::CpuTicks::now(),
         })
     }
 
     fn since(self, earlier: Self) -> Spent {
-        let store = match (self.store, earlier.store) {
+        let spent = |now: Option<(u64, u64)>, then: Option<(u64, u64)>| match (now, then) {
             (Some(now), Some(then)) => Some(now.0 + now.1 - then.0 - then.1),
             _ => None,
         };
         Spent {
             server_user: self.server.0 - earlier.server.0,
             server_system: self.server.1 - earlier.server.1,
-            store,
+            store: spent(self.store, earlier.store),
+            shop: spent(self.shop, earlier.shop),
             own: self.own.saturating_sub(earlier.own),
             machine: self.machine.busy_since(earlier.machine),
         }
@@ -404,6 +460,8 @@ struct Spent {
     server_system: u64,
     /// The run's own Redis (user + system).
     store: Option<u64>,
+    /// The run's stand-in shop (user + system).
+    shop: Option<u64>,
     own: u64,
     machine: u64,
 }
@@ -411,7 +469,11 @@ struct Spent {
 impl Spent {
     /// Ticks spent by every other process.
     fn others(&self) -> u64 {
-        let ours = self.server_user + self.server_system + self.store.unwrap_or(0) + self.own;
+        let ours = self.server_user
+            + self.server_system
+            + self.store.unwrap_or(0)
+            + self.shop.unwrap_or(0)
+            + self.own;
         self.machine.saturating_sub(ours)
     }
 }

@@ -13,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use sms_sessions::twilio::signature::AuthToken;
 use tokio::net::TcpStream;
 
-use crate::script::{self, Exchange, Script};
+use crate::script::{self, Conversation, Script};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -123,7 +123,7 @@ impl Phone {
                 Outcome::Checked
             }
             Script::Counter => self.check_count(k, &body),
-            Script::Conversation(exchanges) => self.check_reply(k, exchanges, &body),
+            Script::Conversation(conversation) => self.check_reply(k, conversation, &body),
         }
     }
 
@@ -150,16 +150,22 @@ impl Phone {
     }
 
     /// The reply to exchange `step` must match it; on a wrong one the next text starts over
-    /// (its first text restarts the conversation wherever it stands).
-    fn check_reply(&mut self, k: u64, exchanges: &[Exchange], body: &[u8]) -> Outcome {
+    /// (its first text restarts the conversation wherever it stands). The conversation's
+    /// failure reply is an error of the server's, not a wrong reply.
+    fn check_reply(&mut self, k: u64, conversation: &Conversation, body: &[u8]) -> Outcome {
         self.sent = k;
-        let exchange = &exchanges[self.step];
+        let exchange = &conversation.exchanges[self.step];
         let text = message_text(body);
         if text.is_some_and(|text| script::replied(exchange, text)) {
-            self.step = (self.step + 1) % exchanges.len();
+            self.step = conversation.next(self.step);
             return Outcome::Checked;
         }
         self.step = 0;
+        if let (Some(text), Some(failure)) = (text, conversation.failure)
+            && text == failure
+        {
+            return Outcome::Failed(format!("{:?} → the failure reply {text:?}", exchange.send));
+        }
         Outcome::Wrong {
             expected: format!("{:?} → {:?}", exchange.send, exchange.expect),
             got: text.unwrap_or("(no <Message>)").to_owned(),
@@ -248,4 +254,42 @@ fn message_text(body: &[u8]) -> Option<&str> {
     let start = body.find("<Message>")? + "<Message>".len();
     let end = start + body[start..].find("</Message>")?;
     Some(&body[start..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::{ORDER, SHOP_DOWN};
+
+    fn twiml(text: &str) -> Vec<u8> {
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{text}</Message></Response>")
+            .into_bytes()
+    }
+
+    /// The order walk: "order" once, then the numbers round and round; the failure reply (a
+    /// call-out that went to `on_error`) is an error, another reply a wrong one, and after
+    /// either the phone starts over with "order".
+    #[test]
+    fn a_conversation_loops_from_again_from_and_its_failure_reply_is_an_error() {
+        let mut phone = Phone::new(1, Arc::new(Template::parse("Body=hi&From=%2B15550000001")));
+        let mut walked = Vec::new();
+        for k in 1..=8 {
+            let exchange = &ORDER.exchanges[phone.step];
+            walked.push(exchange.send);
+            let reply = exchange.expect.to_owned();
+            let outcome = phone.check_reply(k, &ORDER, &twiml(&reply));
+            assert!(matches!(outcome, Outcome::Checked), "{:?}", exchange.send);
+        }
+        assert_eq!(
+            walked,
+            ["order", "1001", "20417", "3", "1001", "20417", "3", "1001"]
+        );
+        let outcome = phone.check_reply(9, &ORDER, &twiml(SHOP_DOWN));
+        assert!(matches!(outcome, Outcome::Failed(_)));
+        assert_eq!(phone.step, 0);
+        phone.check_reply(10, &ORDER, &twiml("Order number?"));
+        let outcome = phone.check_reply(11, &ORDER, &twiml("Order number?"));
+        assert!(matches!(outcome, Outcome::Wrong { .. }));
+        assert_eq!(phone.step, 0);
+    }
 }

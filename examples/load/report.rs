@@ -1,10 +1,12 @@
 //! The side-by-side table and the targets of issue 4 (and issue 10's: the booking flow's CPU
-//! per webhook against the counter's, `info`, in the same round; and issue 11's: the store
-//! modes against cookie mode, `info`, in the same invocation).
+//! per webhook against the counter's, `info`, in the same round; issue 11's: the store
+//! modes against cookie mode, `info`, in the same invocation; and issue 12's: the server CPU a
+//! call-out adds per webhook, `calls` − `calls-local`).
 
 use std::time::Duration;
 
 use crate::drive::Tally;
+use crate::shop::Counts;
 
 /// Which run a measurement is of.
 pub struct Run<'a> {
@@ -23,6 +25,8 @@ pub struct Cpu {
     pub system: Duration,
     /// The run's own `redis-server` (user + system), when it has one.
     pub store: Option<Duration>,
+    /// The call-out runs' stand-in shop (user + system).
+    pub stand_in: Option<Duration>,
     /// Cores' worth of CPU that other processes used.
     pub others_cores: f64,
 }
@@ -55,6 +59,13 @@ pub struct Measured {
     system_per_webhook_us: f64,
     /// The run's own Redis's CPU per webhook (user + system), when it has one.
     store_cpu_per_webhook_us: Option<f64>,
+    /// The requests the stand-in shop answered during the measurement, when the run has one.
+    stand_in_requests: Option<u64>,
+    /// The connections it accepted during the measurement (new ones: kept-alive ones are not
+    /// counted again).
+    stand_in_connections: Option<u64>,
+    /// The stand-in shop's CPU per webhook (user + system), when the run has one.
+    stand_in_cpu_per_webhook_us: Option<f64>,
     /// Cores' worth of CPU that other processes used during the measurement.
     others_cores: f64,
     memory: Memory,
@@ -72,6 +83,7 @@ impl Measured {
         memory: Memory,
         first_webhook: Duration,
         log_lines: u64,
+        stand_in: Option<Counts>,
     ) -> Self {
         let requests = tally.requests();
         tally.latencies_us.sort_unstable();
@@ -92,6 +104,9 @@ impl Measured {
             cpu_per_webhook_us: per_webhook_us(cpu.user + cpu.system),
             system_per_webhook_us: per_webhook_us(cpu.system),
             store_cpu_per_webhook_us: cpu.store.map(per_webhook_us),
+            stand_in_requests: stand_in.map(|counts| counts.requests),
+            stand_in_connections: stand_in.map(|counts| counts.connections),
+            stand_in_cpu_per_webhook_us: cpu.stand_in.map(per_webhook_us),
             others_cores: cpu.others_cores,
             memory,
             first_webhook,
@@ -117,7 +132,21 @@ impl Measured {
 
     /// A run of the counter flow with its conversations on the server (issue 11's targets).
     fn is_store_counter(&self) -> bool {
-        self.store != "cookie" && !matches!(self.name.as_str(), "baseline" | "booking")
+        self.store != "cookie"
+            && !matches!(
+                self.name.as_str(),
+                "baseline" | "booking" | "calls" | "calls-local"
+            )
+    }
+
+    /// The stand-in requests a correct run makes during the measurement: one per webhook in
+    /// `calls` (every measured text is an order number), none in `calls-local`.
+    fn stand_in_requests_expected(&self) -> Option<u64> {
+        match self.name.as_str() {
+            "calls" => Some(self.requests),
+            "calls-local" => Some(0),
+            _ => None,
+        }
     }
 }
 
@@ -129,19 +158,24 @@ fn percentile(sorted: &[u32], q: f64) -> u32 {
     sorted[index]
 }
 
-/// Issue 4's targets for sms-sessions runs, issue 10's for the booking flow, and issue 11's
-/// for the store modes.
+/// Issue 4's targets for sms-sessions runs, issue 10's for the booking flow, issue 11's for
+/// the store modes, and issue 12's for call-outs.
 pub struct Targets {
     pub cpu_ratio_at_info: f64,
     /// `booking`'s CPU per webhook ÷ `info`'s (the counter flow, same log level).
     pub cpu_ratio_booking_to_counter: f64,
     /// `memory`'s server CPU per webhook ÷ `info`'s in cookie mode.
     pub cpu_ratio_memory_to_cookie: f64,
+    /// `calls`' server CPU per webhook − `calls-local`'s, in µs: what a call-out to a
+    /// loopback service adds.
+    pub callout_cpu_us: f64,
     /// The SQLite mode's webhooks/s with the server on one core.
     pub sqlite_per_second: f64,
     /// Every run's, the Redis mode's among them (at `--in-flight`, 64 by default).
     pub p99: Duration,
     pub peak_rss_kib: u64,
+    /// The `calls` run's (see [`judge`]).
+    pub peak_rss_kib_with_calls: u64,
     pub first_webhook: Duration,
 }
 
@@ -151,22 +185,58 @@ impl Default for Targets {
             cpu_ratio_at_info: 1.5,
             cpu_ratio_booking_to_counter: 1.25,
             cpu_ratio_memory_to_cookie: 1.15,
+            callout_cpu_us: 150.0,
             sqlite_per_second: 10_000.0,
             p99: Duration::from_millis(10),
             peak_rss_kib: 16 * 1024,
+            peak_rss_kib_with_calls: 24 * 1024,
             first_webhook: Duration::from_millis(50),
         }
     }
 }
 
+/// A CPU comparison as [`ratios`] names it: a ratio (`a ÷ b`) or, for the call-outs, a
+/// difference in µs per webhook (`a − b`).
+fn is_difference(name: &str) -> bool {
+    name.contains(" − ")
+}
+
+/// The run a comparison is about: the one before ` ÷ ` or ` − `.
+fn compared_run(name: &str) -> &str {
+    name.split(" ÷ ")
+        .next()
+        .and_then(|name| name.split(" − ").next())
+        .unwrap_or(name)
+}
+
+/// A comparison's value as shown: `1.23` (×) or `45.6 µs`.
+fn shown_comparison(name: &str, value: f64) -> String {
+    if is_difference(name) {
+        format!("{value:.1} µs")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
 impl Targets {
-    /// The limit on a CPU ratio named as [`ratios`] names it, if it has one.
+    /// The limit on a CPU comparison named as [`ratios`] names it, if it has one, and what it
+    /// is against, as a line says it (`≤ 1.25× counter`, `≤ 150 µs over calls-local`).
     fn cpu_limit(&self, ratio: &str) -> Option<(f64, &'static str)> {
         match ratio {
             "info ÷ baseline" => Some((self.cpu_ratio_at_info, "baseline")),
             "booking ÷ info" => Some((self.cpu_ratio_booking_to_counter, "counter")),
             "memory ÷ info" => Some((self.cpu_ratio_memory_to_cookie, "cookie mode (info)")),
+            "calls − calls-local" => Some((self.callout_cpu_us, "calls-local")),
             _ => None,
+        }
+    }
+
+    /// `≤ LIMIT× BASE` or `≤ LIMIT µs over BASE`.
+    fn limit_text(ratio: &str, limit: f64, base: &str) -> String {
+        if is_difference(ratio) {
+            format!("≤ {limit} µs over {base}")
+        } else {
+            format!("≤ {limit}× {base}")
         }
     }
 }
@@ -220,6 +290,18 @@ pub fn print(results: &[Measured], targets: &Targets, judge_cpu: bool) -> Verdic
             "server+Redis µs/webhook",
             Box::new(move |m| us(m.store_cpu_per_webhook_us.map(|_| m.cpu_with_store_us()))),
         ),
+        (
+            "stand-in requests",
+            Box::new(|m| m.stand_in_requests.map_or("-".into(), |n| n.to_string())),
+        ),
+        (
+            "stand-in new connections",
+            Box::new(|m| m.stand_in_connections.map_or("-".into(), |n| n.to_string())),
+        ),
+        (
+            "stand-in CPU µs/webhook",
+            Box::new(move |m| us(m.stand_in_cpu_per_webhook_us)),
+        ),
         ("× baseline CPU", Box::new(move |m| shown(ratio(m)))),
         (
             "× counter (info) CPU",
@@ -268,8 +350,9 @@ pub fn print(results: &[Measured], targets: &Targets, judge_cpu: bool) -> Verdic
     }
     let verdict = judge(results, targets, judge_cpu.then(|| ratios(results)));
     let missed = print_store_targets(results, targets, judge_cpu);
+    let missed_callout = print_callout_target(results, targets, judge_cpu);
     Verdict {
-        targets_missed: verdict.targets_missed || missed,
+        targets_missed: verdict.targets_missed || missed || missed_callout,
         ..verdict
     }
 }
@@ -277,7 +360,8 @@ pub fn print(results: &[Measured], targets: &Targets, judge_cpu: bool) -> Verdic
 /// The CPU ratios of one round, named `run ÷ base`: each run's CPU per webhook over the
 /// baseline's, `booking`'s over `info`'s (the counter flow), and the store runs' (`memory`,
 /// `sqlite`, `redis`, and `redis (+Redis)` with its Redis's CPU) over `info`'s in cookie
-/// mode, when both are there.
+/// mode, when both are there; and one difference, `calls − calls-local`: the µs of server CPU
+/// per webhook that a call-out adds.
 pub fn ratios(results: &[Measured]) -> Vec<(String, f64)> {
     let find = |name: &str| results.iter().find(|m| m.name == name);
     let over = |m: &Measured, base: &Measured| {
@@ -302,23 +386,28 @@ pub fn ratios(results: &[Measured]) -> Vec<(String, f64)> {
             }
         }
     }
+    if let (Some(calls), Some(local)) = (find("calls"), find("calls-local")) {
+        let added = calls.cpu_per_webhook_us - local.cpu_per_webhook_us;
+        ratios.push(("calls − calls-local".into(), added));
+    }
     ratios
 }
 
-/// The ratios of every round and, per ratio, their median; judges the CPU targets on the
-/// medians (`info ÷ baseline`, `booking ÷ info`). Returns whether one was missed.
+/// The ratios (and the call-outs' difference) of every round and, per ratio, their median;
+/// judges the CPU targets on the medians (`info ÷ baseline`, `booking ÷ info`, `memory ÷
+/// info`, `calls − calls-local`). Returns whether one was missed.
 pub fn print_rounds(rounds: &[Vec<(String, f64)>], targets: &Targets) -> bool {
     let Some(first) = rounds.first() else {
         return false;
     };
     let mut missed = false;
-    println!("\nCPU per webhook ratios by round, and the median");
+    println!("\nCPU per webhook ratios (and µs differences) by round, and the median");
     for (name, _) in first {
         let mut values: Vec<f64> = rounds
             .iter()
             .filter_map(|round| round.iter().find(|(n, _)| n == name).map(|(_, r)| *r))
             .collect();
-        let shown: Vec<String> = values.iter().map(|r| format!("{r:.2}")).collect();
+        let shown: Vec<String> = values.iter().map(|r| shown_comparison(name, *r)).collect();
         values.sort_by(f64::total_cmp);
         let median = match values.len() {
             0 => f64::NAN,
@@ -327,15 +416,18 @@ pub fn print_rounds(rounds: &[Vec<(String, f64)>], targets: &Targets) -> bool {
         };
         let verdict = match targets.cpu_limit(name) {
             None => String::new(),
-            Some((limit, _)) if median <= limit => format!("  ✔ ≤ {limit}×: met"),
-            Some((limit, _)) => {
+            Some((limit, base)) if median <= limit => {
+                format!("  ✔ {}: met", Targets::limit_text(name, limit, base))
+            }
+            Some((limit, base)) => {
                 missed = true;
-                format!("  ✘ > {limit}×: missed")
+                format!("  ✘ {}: missed", Targets::limit_text(name, limit, base))
             }
         };
         println!(
-            "{name:<22} {}  → median {median:.2}{verdict}",
-            shown.join("  ")
+            "{name:<22} {}  → median {}{verdict}",
+            shown.join("  "),
+            shown_comparison(name, median)
         );
     }
     missed
@@ -424,6 +516,50 @@ fn print_store_targets(results: &[Measured], targets: &Targets, judge_cpu: bool)
     missed
 }
 
+/// Issue 12's target with its figures: the server CPU per webhook of `calls` and of
+/// `calls-local` in this round, the difference (met/missed only with `judge_cpu`: with several
+/// rounds [`print_rounds`] judges its median), and the stand-in's count of requests against the
+/// webhooks. Returns whether the target was missed.
+fn print_callout_target(results: &[Measured], targets: &Targets, judge_cpu: bool) -> bool {
+    let find = |name: &str| results.iter().find(|m| m.name == name);
+    let (calls, local) = (find("calls"), find("calls-local"));
+    if calls.is_none() && local.is_none() {
+        return false;
+    }
+    println!(
+        "\ncall-outs (issue 12): the order flow with one call-out per webhook to a loopback \
+         stand-in (calls), against the same flow with a set node instead (calls-local):"
+    );
+    for m in [local, calls].into_iter().flatten() {
+        let count = |n: Option<u64>| n.map_or("-".into(), |n| n.to_string());
+        let requests = count(m.stand_in_requests);
+        let connections = count(m.stand_in_connections);
+        println!(
+            "  {:<12} server CPU {:.2} µs/webhook ({:.2} in the kernel) · {:.0} webhooks/s · \
+             {requests} stand-in requests for {} measured webhooks, on {connections} new \
+             connections",
+            m.name, m.cpu_per_webhook_us, m.system_per_webhook_us, m.per_second, m.requests
+        );
+    }
+    let (Some(calls), Some(local)) = (calls, local) else {
+        println!("  (the difference needs both runs in the round)");
+        return false;
+    };
+    let added = calls.cpu_per_webhook_us - local.cpu_per_webhook_us;
+    let limit = targets.callout_cpu_us;
+    let met = added <= limit;
+    let judged = match (judge_cpu, met) {
+        (false, _) => "judged on the median of the rounds, below",
+        (true, true) => "met",
+        (true, false) => "missed",
+    };
+    println!(
+        "  calls − calls-local = {added:.1} µs of server CPU per webhook — target ≤ {limit} µs: \
+         {judged}"
+    );
+    judge_cpu && !met
+}
+
 /// Each run's targets with ✔/✘; the CPU ratios in `ratios` (one round's, as [`ratios`]
 /// names them) are judged for the run they are about.
 fn judge(results: &[Measured], targets: &Targets, ratios: Option<Vec<(String, f64)>>) -> Verdict {
@@ -441,15 +577,35 @@ fn judge(results: &[Measured], targets: &Targets, ratios: Option<Vec<(String, f6
                 "p99 < 10 ms",
                 Duration::from_micros(m.latency_us[2].into()) < targets.p99,
             ),
-            (
-                "peak RSS < 16 MiB",
-                m.memory.peak_rss_kib < targets.peak_rss_kib,
-            ),
+            if m.name == "calls" {
+                // The call-out client adds the compiled-in Mozilla roots of rustls and a pool
+                // of kept-alive connections (one per webhook in flight).
+                (
+                    "peak RSS < 24 MiB",
+                    m.memory.peak_rss_kib < targets.peak_rss_kib_with_calls,
+                )
+            } else {
+                (
+                    "peak RSS < 16 MiB",
+                    m.memory.peak_rss_kib < targets.peak_rss_kib,
+                )
+            },
             (
                 "start to first webhook < 50 ms",
                 m.first_webhook < targets.first_webhook,
             ),
         ];
+        if let Some(expected) = m.stand_in_requests_expected() {
+            // Every call-out the flow makes reaches the stand-in, and nothing else does.
+            let met = m.stand_in_requests == Some(expected);
+            verdict.correctness_failed |= !met;
+            let what = if expected == 0 {
+                "no call-outs"
+            } else {
+                "one call-out per webhook"
+            };
+            checks.push((what, met));
+        }
         if m.store == "sqlite" && m.is_store_counter() {
             let what = if m.pinned {
                 "≥ 10000 webhooks/s, server on one core"
@@ -465,12 +621,13 @@ fn judge(results: &[Measured], targets: &Targets, ratios: Option<Vec<(String, f6
         // The CPU targets need their base run in the same round (with several rounds they
         // are judged on the medians instead).
         for (name, r) in ratios.iter().flatten() {
-            let about_m = name.split(" ÷ ").next() == Some(m.name.as_str());
+            let about_m = compared_run(name) == m.name;
             if let (true, Some((limit, base))) = (about_m, targets.cpu_limit(name)) {
                 let met = *r <= limit;
                 checks.push(("cpu", met));
                 let mark = if met { "✔" } else { "✘" };
-                line.push(format!("{mark} CPU/webhook ≤ {limit}× {base}"));
+                let limit = Targets::limit_text(name, limit, base);
+                line.push(format!("{mark} CPU/webhook {limit}"));
             }
         }
         println!("{}: {}", m.name, line.join(" · "));
