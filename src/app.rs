@@ -14,6 +14,7 @@ use crate::flows::{self, DynFlow};
 use crate::front::Front;
 use crate::logging::Observer;
 use crate::metrics::{self, Metrics};
+use crate::relay::{AnyRelay, Relay, RelayKeys};
 use crate::routes::{health, sms, status};
 use crate::session::{SessionCodec, SessionSecret};
 use crate::store::{OpenError, Store};
@@ -34,6 +35,8 @@ pub struct AppState {
     /// The server-side store; `None` keeps conversations in cookies (`session.store =
     /// "cookie"`). Opened by [`open_store`](Self::open_store).
     pub store: Option<Arc<Store>>,
+    /// Masked-number relays (`relay.numbers`), on the store's engine; opened with it.
+    pub relay: Option<Arc<Relay>>,
 }
 
 impl AppState {
@@ -81,6 +84,7 @@ impl AppState {
             metrics,
             files: None,
             store: None,
+            relay: None,
         }
     }
 
@@ -90,11 +94,12 @@ impl AppState {
         let config = &self.config;
         let session = &config.session;
         let secrets = session.secret.iter().chain(&session.previous_secrets);
-        let secrets = match session.secret {
+        let secrets: Vec<SessionSecret> = match session.secret {
             Some(_) => secrets.cloned().collect(),
             // Memory mode may run without a secret (validation refuses it for durable stores).
             None => vec![SessionSecret::random()],
         };
+        let relay_keys = RelayKeys::new(secrets[0].expose());
         let calls = !config.flow.endpoints.is_empty();
         let lease = store_lease(
             config.store.timeout,
@@ -111,7 +116,29 @@ impl AppState {
         if let Some(store) = &self.store {
             store.spawn_sweeper(SWEEP_EVERY);
         }
+        if config.relay.is_on() {
+            let backend = AnyRelay::open(&config.store.url, relay_keys, &config.store.prefix)
+                .await
+                .map_err(OpenError)?;
+            let relay = Relay::new(backend, config.relay.clone(), self.metrics.clone());
+            relay.spawn_gauges(std::time::Duration::from_secs(15));
+            if let Some(files) = &self.files {
+                files.set_relay(relay.clone());
+            }
+            self.relay = Some(relay);
+        }
         Ok(self)
+    }
+}
+
+impl AppState {
+    /// Where forwarded relay messages report their delivery: `/sms/status` under the public
+    /// URL when one is configured, else relative (Twilio resolves it against the webhook's URL).
+    pub fn relay_status_url(&self) -> String {
+        match &self.config.server.public_url {
+            Some(url) => format!("{}/sms/status", url.as_str().trim_end_matches('/')),
+            None => "/sms/status".into(),
+        }
     }
 }
 

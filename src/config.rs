@@ -32,9 +32,11 @@ const REPLACED_TABLES: &[&str] = &["flow.callers"];
 mod callouts;
 mod env_names;
 mod file;
+mod relay;
 mod store;
 
 pub use callouts::{EndpointConfig, EndpointUrl, HookTarget, secret_env_name};
+pub use relay::{AdminConfig, RelayConfig, is_address};
 
 /// A configuration error, naming the key (and the environment variable when it came from one).
 /// Neither part ever holds a value from the file or a secret's text.
@@ -161,6 +163,10 @@ pub struct Config {
     pub flow: FlowConfig,
     /// `session.store` and `[store]`.
     pub store: crate::store::StoreConfig,
+    /// `[relay]`: masked-number relays (off without `relay.numbers`).
+    pub relay: RelayConfig,
+    /// `server.admin_listen` and `[admin]`.
+    pub admin: AdminConfig,
     pub log_format: LogFormat,
     /// Things the operator should know but that do not stop the server: unknown
     /// `SMS_SESSIONS_*` variables, unsigned webhooks from the network, `/metrics` withheld.
@@ -255,6 +261,10 @@ struct Raw {
     #[serde(default)]
     store: store::RawStore,
     #[serde(default)]
+    relay: relay::RawRelay,
+    #[serde(default)]
+    admin: relay::RawAdmin,
+    #[serde(default)]
     log: RawLog,
 }
 
@@ -268,6 +278,7 @@ struct RawServer {
     request_timeout: Option<String>,
     metrics: Option<bool>,
     metrics_listen: Option<String>,
+    admin_listen: Option<String>,
     header_timeout: Option<String>,
     idle_timeout: Option<String>,
     max_connections: Option<u64>,
@@ -433,7 +444,7 @@ impl Config {
              [store]\ntimeout = \"{}\"\nretry_horizon = \"{}\"\nreplay_window = \"{}\"\nmax_state_bytes = {}\nprefix = {:?}\n\n\
              [flow]\nkind = \"{}\"\n\n[flow.callers]\n{}\n\n\
              [flows]\ndir = {:?}\ndefault = {:?}\nmax_steps = {}\ntimezone = {:?}\nmax_calls = {}\n{}\n\
-             [compliance]\nhelp_reply = {:?}\n{}\n[log]\nformat = \"{}\"\n",
+             [compliance]\nhelp_reply = {:?}\n{}\n{}[log]\nformat = \"{}\"\n",
             self.exposure(),
             self.server.listen,
             self.server.trust_forwarded,
@@ -469,6 +480,7 @@ impl Config {
             callouts::redacted_tables(&self.flow.endpoints, self.flow.results.as_ref()),
             self.flow.help_reply.as_deref().unwrap_or(""),
             callouts::redacted_on_opt_out(self.flow.on_opt_out.as_ref()),
+            relay::redacted(&self.relay, &self.admin),
             match self.log_format {
                 LogFormat::Text => "text",
                 LogFormat::Json => "json",
@@ -592,6 +604,10 @@ impl Raw {
         if let Some(listen) = env.var("SMS_SESSIONS_METRICS_LISTEN") {
             self.server.metrics_listen = Some(listen);
         }
+        if let Some(listen) = env.var("SMS_SESSIONS_ADMIN_LISTEN") {
+            self.server.admin_listen = Some(listen);
+        }
+        relay::apply_env(&mut self.relay, &mut self.admin, env)?;
         if let Some(value) = env.var("SMS_SESSIONS_MAX_CONNECTIONS") {
             let limit = value
                 .parse()
@@ -652,6 +668,17 @@ impl Raw {
     }
 
     fn validate(self, warnings: &mut Vec<String>) -> Result<Config, ConfigError> {
+        let admin_listen = match self.server.admin_listen.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                error(
+                    "server.admin_listen",
+                    "expected an address such as 127.0.0.1:8081",
+                )
+            })?),
+        };
+        let admin = self.admin.validate(admin_listen)?;
+        let relay = self.relay.validate()?;
         let twilio = self.twilio.validate()?;
         let server = self.server.validate(&twilio, warnings)?;
         let store = self
@@ -669,11 +696,41 @@ impl Raw {
                 ),
             ));
         }
+        if relay.is_on() && store.url == crate::store::StoreUrl::Cookie {
+            return Err(error(
+                "session.store",
+                "a relay (relay.numbers) needs a server-side store (memory, sqlite:PATH or \
+                 redis://…): its sessions bind numbers for every replica",
+            ));
+        }
+        if relay.is_on() && !twilio.validate_signatures {
+            return Err(error(
+                "twilio.validate_signatures",
+                "must stay on with a relay (relay.numbers): an unsigned request could make the \
+                 server text anyone",
+            ));
+        }
+        if admin.listen.is_some() && !relay.is_on() {
+            return Err(error(
+                "server.admin_listen",
+                "the admin API manages relay sessions: set relay.numbers too, or unset it",
+            ));
+        }
+        if let Some(listen) = admin.listen
+            && listen == server.listen
+        {
+            return Err(error(
+                "server.admin_listen",
+                "must differ from server.listen: the admin API never shares the webhooks' listener",
+            ));
+        }
         Ok(Config {
             server,
             twilio,
             session,
             store,
+            relay,
+            admin,
             flow: self
                 .flow
                 .validate(self.flows, self.compliance, request_timeout, warnings)?,

@@ -29,7 +29,10 @@
 //! | [`metrics`] | Prometheus counters and latency histogram, recorded beside the log line |
 //! | [`client`] | the Twilio-like client behind `sign`, `send`, `chat`, `healthcheck` |
 //! | [`cli`] | the command line |
+//! | [`relay`] | masked-number relays: sessions, bindings on the store, forwarding |
+//! | [`admin`] | the admin API of relays: bearer tokens, sessions and the pool as JSON, on its own listener |
 
+pub mod admin;
 pub mod app;
 pub mod callout;
 pub mod cli;
@@ -41,6 +44,7 @@ pub mod flows;
 pub mod front;
 pub mod logging;
 pub mod metrics;
+pub mod relay;
 pub mod routes;
 pub mod session;
 pub mod store;

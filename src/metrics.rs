@@ -138,6 +138,11 @@ pub struct Metrics {
     accept_errors: IntCounter,
     flow_steps: IntCounterVec,
     flow_call_errors: IntCounterVec,
+    relay_texts: IntCounterVec,
+    relay_deliveries: IntCounterVec,
+    relay_sessions: IntCounterVec,
+    relay_live: IntGauge,
+    relay_numbers_in_use: IntGauge,
     timed_out: [IntCounter; 2],
     open: IntGauge,
     store_latency: [Histogram; STORE_OPS.len()],
@@ -277,6 +282,42 @@ impl Metrics {
             "Store calls that failed or timed out, by operation.",
             &["op"],
         );
+        let relay_texts = counter_vec(
+            &registry,
+            "relay_texts_total",
+            "Texts to relay numbers, by what happened: forwarded, empty, stranger, closed, \
+             opted_out, rate_limited, closed_by_agent.",
+            &["outcome"],
+        );
+        let relay_deliveries = counter_vec(
+            &registry,
+            "relay_delivery_errors_total",
+            "Status callbacks of forwarded messages that report an error, by Twilio's code \
+             (21610: the recipient opted out, who is then marked so).",
+            &["code"],
+        );
+        let relay_sessions = counter_vec(
+            &registry,
+            "relay_sessions_total",
+            "Relay sessions created (admin API or a flow's connect) and closed, by reason.",
+            &["event"],
+        );
+        let relay_live = IntGauge::new(
+            "relay_bindings_live",
+            "Live (proxy, address) bindings of open relay sessions, refreshed every 15 s.",
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(relay_live.clone()))
+            .expect("metric names are unique");
+        let relay_numbers_in_use = IntGauge::new(
+            "relay_pool_numbers_in_use",
+            "Pool numbers that at least one open relay session uses, refreshed every 15 s.",
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(relay_numbers_in_use.clone()))
+            .expect("metric names are unique");
         let store_waits = IntCounter::new(
             "store_waits_total",
             "Times a step found its pair held by another replica's step and waited.",
@@ -324,6 +365,11 @@ impl Metrics {
             accept_errors,
             flow_steps,
             flow_call_errors,
+            relay_texts,
+            relay_deliveries,
+            relay_sessions,
+            relay_live,
+            relay_numbers_in_use,
             timed_out: ["head", "idle"].map(|phase| timed_out.with_label_values(&[phase])),
             open,
             webhook_slots: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
@@ -396,6 +442,34 @@ impl Metrics {
         if let (Some(hook), Some(outcome)) = (hook, outcome) {
             self.hooks[hook][outcome].inc();
         }
+    }
+
+    /// Counts a text the relay answered, by outcome.
+    pub fn relay_text(&self, outcome: &str) {
+        self.relay_texts.with_label_values(&[outcome]).inc();
+    }
+
+    /// Counts a forwarded message's delivery error, by Twilio's error code.
+    pub fn relay_delivery_error(&self, code: &str) {
+        let code = if code.len() <= 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+            code
+        } else {
+            "other"
+        };
+        self.relay_deliveries.with_label_values(&[code]).inc();
+    }
+
+    /// Counts a relay session `created` or closed (`closed`, `ttl`, `agent`).
+    pub fn relay_session(&self, event: &str) {
+        self.relay_sessions.with_label_values(&[event]).inc();
+    }
+
+    /// Sets the relay gauges from the pool's status.
+    pub fn relay_pool(&self, bindings: usize, numbers_in_use: usize) {
+        self.relay_live
+            .set(i64::try_from(bindings).unwrap_or(i64::MAX));
+        self.relay_numbers_in_use
+            .set(i64::try_from(numbers_in_use).unwrap_or(i64::MAX));
     }
 
     /// Counts a step that waited for another replica's step of its pair.

@@ -5,7 +5,7 @@
 
 mod common_spawn;
 
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use common_spawn::{TempDir, run_within};
@@ -74,6 +74,25 @@ fn flow_test_runs_every_transcript_of_the_shipped_flows() {
     }
     let summary = format!("flow tests passed: {}, failed: 0", transcripts.len());
     assert!(out.lines().any(|l| l == summary), "{summary:?} in\n{out}");
+}
+
+/// The hand-off example: its transcripts pass offline (the `connect` is mocked), and with the
+/// server config that names its agent, `flow check` checks the agent too.
+#[test]
+fn the_handoff_example_passes_test_and_check_against_its_config() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config/flows/handoff");
+    let run = flow(&["test", dir]);
+    let out = stdout(&run);
+    assert_eq!(run.status.code(), Some(0), "{out}\n{}", stderr(&run));
+    assert!(out.contains("flow tests passed: 2, failed: 0"), "{out}");
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/handoff.toml");
+    let check = Command::new(env!("CARGO_BIN_EXE_sms-sessions"))
+        .args(["--config", config, "flow", "check", dir])
+        .env_clear()
+        .output()
+        .expect("run sms-sessions");
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    assert!(stdout(&check).contains("1 flow OK (intake)"));
 }
 
 #[test]

@@ -43,7 +43,7 @@ mod step;
 pub use client::MAX_RESPONSE_BYTES;
 pub use hooks::{FlowEnded, HookSettings, Hooks};
 pub use sign::{signature, verify};
-pub use step::StepCalls;
+pub use step::{Handoff, StepCalls};
 
 /// `User-Agent` of every call-out and hook.
 pub const USER_AGENT_VALUE: &str = concat!("sms-sessions/", env!("CARGO_PKG_VERSION"));

@@ -7,18 +7,41 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Callouts;
-use crate::flows::engine::call::{CallFailure, CallFuture, CallRequest, CallResponse, Calls};
+use crate::flows::engine::call::{
+    CallFailure, CallFuture, CallRequest, CallResponse, Calls, ConnectFuture, ConnectRequest,
+    Connected,
+};
+use crate::relay::{NewParticipant, NewSession, Relay, RelayError};
 
 /// The call-outs of one webhook's step, ending by its `deadline`.
 #[derive(Debug, Clone, Copy)]
 pub struct StepCalls<'a> {
     callouts: &'a Callouts,
     deadline: Instant,
+    handoff: Option<Handoff<'a>>,
+}
+
+/// What a `connect` node needs: the relay, and the texter and the number they texted.
+#[derive(Debug, Clone, Copy)]
+pub struct Handoff<'a> {
+    pub relay: &'a Relay,
+    pub texter: &'a str,
+    pub number: &'a str,
 }
 
 impl<'a> StepCalls<'a> {
     pub fn new(callouts: &'a Callouts, deadline: Instant) -> Self {
-        StepCalls { callouts, deadline }
+        StepCalls {
+            callouts,
+            deadline,
+            handoff: None,
+        }
+    }
+
+    /// With a relay, `connect` nodes open sessions.
+    pub fn with_handoff(mut self, handoff: Option<Handoff<'a>>) -> Self {
+        self.handoff = handoff;
+        self
     }
 }
 
@@ -29,6 +52,72 @@ impl Calls for StepCalls<'_> {
             let answer = self.callouts.call(request, self.deadline).await;
             observe(self.callouts, request, &answer, started.elapsed());
             answer
+        })
+    }
+
+    fn connect<'a>(&'a self, request: &'a ConnectRequest) -> ConnectFuture<'a> {
+        Box::pin(async move {
+            let Some(handoff) = self.handoff else {
+                return Err(CallFailure {
+                    reason: "no_relay",
+                    detail: "no relay is configured (relay.numbers)".into(),
+                });
+            };
+            let relay = handoff.relay;
+            let Some(agent) = relay.config().agents.get(&request.agent) else {
+                return Err(CallFailure {
+                    reason: "no_agent",
+                    detail: format!("no agent {:?} in relay.agents", request.agent),
+                });
+            };
+            let new = NewSession {
+                participants: vec![
+                    NewParticipant {
+                        address: handoff.texter.to_owned(),
+                        label: request.label.clone(),
+                        proxy: Some(handoff.number.to_owned()),
+                    },
+                    NewParticipant {
+                        address: agent.clone(),
+                        label: Some(request.agent.clone()),
+                        proxy: None,
+                    },
+                ],
+                ttl_secs: request.ttl_secs.unwrap_or(relay.config().ttl.as_secs()),
+                expires_at_ms: None,
+                handoff_from: Some(handoff.texter.to_owned()),
+            };
+            let created = tokio::time::timeout_at(self.deadline, relay.create(new)).await;
+            let session = match created {
+                Ok(Ok(session)) => session,
+                Ok(Err(error)) => {
+                    let reason = match error {
+                        RelayError::PoolExhausted(_) | RelayError::ProxyInUse(_) => "pool",
+                        RelayError::Unavailable(_) => "unavailable",
+                    };
+                    return Err(CallFailure {
+                        reason,
+                        detail: error.to_string(),
+                    });
+                }
+                Err(_) => {
+                    return Err(CallFailure {
+                        reason: "timeout",
+                        detail: "the relay store did not answer in time".into(),
+                    });
+                }
+            };
+            let agent_proxy = session
+                .participants
+                .iter()
+                .find(|p| &p.address == agent)
+                .map(|p| p.proxy.clone())
+                .unwrap_or_default();
+            Ok(Connected {
+                session: session.id,
+                agent_address: agent.clone(),
+                agent_proxy,
+            })
         })
     }
 }

@@ -61,7 +61,7 @@ type Loaded = (String, Result<FlowSet<Compiled>, Vec<Problem>>);
 /// The sets named by `paths` (each directory one set, the files given together another), or
 /// `flows.dir` when none is given.
 fn load(config: &Config, paths: &[PathBuf]) -> Vec<Loaded> {
-    let options = load_options(&config.flow, &config.session, false);
+    let options = load_options(&config.flow, &config.session, &config.relay, false);
     let default = [config.flow.dir.clone()];
     let paths = if paths.is_empty() {
         &default[..]
@@ -183,7 +183,7 @@ fn test(config: &Config, paths: &[PathBuf]) -> ExitCode {
 }
 
 fn graph(config: &Config, file: &Path) -> ExitCode {
-    let options = load_options(&config.flow, &config.session, false);
+    let options = load_options(&config.flow, &config.session, &config.relay, false);
     match load_paths_with(&[file.to_path_buf()], &options, &Compiled) {
         Ok(set) => {
             for flow in set.flows() {

@@ -4,6 +4,7 @@
 mod chat;
 mod conversation;
 mod flow;
+mod relay;
 mod send;
 mod serve;
 mod sign;
@@ -63,6 +64,8 @@ pub enum Command {
     Chat(chat::ChatArgs),
     /// Check, test or graph conversation flows written as files.
     Flow(flow::FlowArgs),
+    /// Open, list and close masked-number relay sessions through the admin API.
+    Relay(relay::RelayArgs),
 }
 
 /// Runs the chosen command and returns the process exit code.
@@ -77,6 +80,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Send(args) => send::run(&args).await,
         Command::Chat(args) => chat::run(&args).await,
         Command::Flow(args) => flow::run(&cli.config, &args),
+        Command::Relay(args) => relay::run(&args).await,
     }
 }
 

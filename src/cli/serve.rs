@@ -60,9 +60,13 @@ pub async fn serve(arg: &ConfigArg) -> ExitCode {
         Ok(task) => task,
         Err(code) => return code,
     };
+    let admin_task = match spawn_admin_listener(&state).await {
+        Ok(task) => task,
+        Err(code) => return code,
+    };
     logging::flush(); // the start-up lines, logged outside a worker
     let served = serve_app(listener, state, shutdown).await;
-    if let Some(task) = metrics_task {
+    for task in [metrics_task, admin_task].into_iter().flatten() {
         task.abort();
     }
     if let Some(files) = files
@@ -112,6 +116,33 @@ fn reload_on_hangup(files: std::sync::Arc<crate::flows::FileFlows>) {
     }
     #[cfg(not(unix))]
     let _ = files;
+}
+
+/// With `server.admin_listen`, binds it and serves the admin API there until aborted; the
+/// admin routes exist on no other listener.
+async fn spawn_admin_listener(
+    state: &AppState,
+) -> Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>, ExitCode> {
+    let Some(address) = state.config.admin.listen else {
+        return Ok(None);
+    };
+    let Some(relay) = state.relay.clone() else {
+        tracing::warn!(%address, "server.admin_listen is set but no relay (relay.numbers): the admin API is off");
+        return Ok(None);
+    };
+    let listener = match TcpListener::bind(address).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%address, %error, "cannot bind server.admin_listen");
+            return Err(ExitCode::from(1));
+        }
+    };
+    let bound = listener
+        .local_addr()
+        .map_or_else(|_| address.to_string(), |a| a.to_string());
+    tracing::info!(address = %bound, "admin API listening; /v1/relay/sessions, /v1/relay/pool");
+    let router = crate::admin::router(relay, &state.config.admin.tokens);
+    Ok(Some(tokio::spawn(crate::admin::serve(listener, router))))
 }
 
 /// With `server.metrics_listen`, binds it and serves `GET /metrics` there until aborted.

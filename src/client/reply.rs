@@ -28,6 +28,8 @@ pub struct Message {
     pub media: Vec<String>,
     /// The `to` attribute: the message goes to another number.
     pub to: Option<String>,
+    /// The `from` attribute: sent from another of the account's numbers (a relay's proxy).
+    pub from: Option<String>,
 }
 
 /// The answer could not be read as TwiML.
@@ -128,6 +130,7 @@ impl Parser {
             (None, "Message") => {
                 self.message = Some(Message {
                     to: attribute(start, "to"),
+                    from: attribute(start, "from"),
                     ..Message::default()
                 });
                 Slot::MessageText
@@ -217,8 +220,11 @@ fn write_reply(out: &mut String, reply: &Reply) -> fmt::Result {
     match reply {
         Reply::Redirect(url) => writeln!(out, "(redirect to {url})"),
         Reply::Message(message) => {
-            if let Some(to) = &message.to {
-                writeln!(out, "(to {to})")?;
+            match (&message.to, &message.from) {
+                (Some(to), Some(from)) => writeln!(out, "(to {to}, from {from})")?,
+                (Some(to), None) => writeln!(out, "(to {to})")?,
+                (None, Some(from)) => writeln!(out, "(from {from})")?,
+                (None, None) => {}
             }
             if !message.text.is_empty() || message.media.is_empty() {
                 writeln!(out, "{}", message.text)?;
@@ -241,6 +247,7 @@ mod tests {
             text: text.into(),
             media: media.iter().map(|m| (*m).to_owned()).collect(),
             to: None,
+            from: None,
         })
     }
 
@@ -264,7 +271,8 @@ mod tests {
                 Reply::Message(Message {
                     text: "second".into(),
                     media: vec![],
-                    to: Some("+15550100".into())
+                    to: Some("+15550100".into()),
+                    from: None,
                 }),
                 Reply::Redirect("/next?a=1&b=2".into()),
             ]

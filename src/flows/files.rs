@@ -17,8 +17,9 @@ use super::engine::problem::Problem;
 use super::engine::routing::Compiled;
 use super::engine::run::{self, Inbound, Settings, Turn};
 use super::{Flow, Reply, Trace};
-use crate::callout::{Callouts, FlowEnded, Hooks, StepCalls};
-use crate::config::{Config, FlowConfig, SessionConfig};
+use crate::callout::{Callouts, FlowEnded, Handoff, Hooks, StepCalls};
+use crate::config::{Config, FlowConfig, RelayConfig, SessionConfig};
+use crate::relay::Relay;
 use crate::session::SessionData;
 use crate::store::StoreUrl;
 use crate::twilio::inbound::InboundMessage;
@@ -56,6 +57,8 @@ pub struct FileFlows {
     /// taken by [`drain_hooks`](Self::drain_hooks) at shutdown.
     hooks: Mutex<Option<Hooks>>,
     config: Arc<FlowConfig>,
+    /// For `connect` nodes: set by the server once the store is open.
+    relay: RwLock<Option<Arc<Relay>>>,
 }
 
 impl fmt::Debug for FileFlows {
@@ -69,12 +72,19 @@ impl fmt::Debug for FileFlows {
 /// The server checks every `call` against the configured endpoints; `flow check` and `flow
 /// test` do too when any are configured (transcripts mock the calls, so flows can be tested
 /// before the service exists).
-pub fn load_options(flows: &FlowConfig, session: &SessionConfig, serving: bool) -> LoadOptions {
+pub fn load_options(
+    flows: &FlowConfig,
+    session: &SessionConfig,
+    relay: &RelayConfig,
+    serving: bool,
+) -> LoadOptions {
     let endpoints = flows.endpoints.keys().cloned().collect();
     LoadOptions {
         check: CheckOptions {
             session_ttl: Some(session.ttl),
             endpoints: (serving || !flows.endpoints.is_empty()).then_some(endpoints),
+            agents: (serving || !relay.agents.is_empty())
+                .then(|| relay.agents.keys().cloned().collect()),
         },
         timezone: flows.timezone.clone(),
     }
@@ -124,7 +134,7 @@ impl FileFlows {
         metrics: Option<Arc<crate::metrics::Metrics>>,
     ) -> Result<Self, LoadError> {
         let flows = &config.flow;
-        let options = load_options(flows, &config.session, true);
+        let options = load_options(flows, &config.session, &config.relay, true);
         let settings = settings(config);
         let set = load_set(&flows.dir, &options, settings.default_flow.as_deref())?;
         Ok(FileFlows {
@@ -137,6 +147,7 @@ impl FileFlows {
                 None => Callouts::new(flows),
             }),
             hooks: Mutex::new(None),
+            relay: RwLock::new(None),
             config: Arc::new(flows.clone()),
         })
     }
@@ -152,6 +163,11 @@ impl FileFlows {
             )
         });
         send(hooks);
+    }
+
+    /// The relay `connect` nodes hand texters over with.
+    pub fn set_relay(&self, relay: Arc<Relay>) {
+        *self.relay.write().unwrap_or_else(|p| p.into_inner()) = Some(relay);
     }
 
     /// At shutdown: waits up to `within` for the hooks still queued; `false` if some were not
@@ -202,7 +218,13 @@ impl FileFlows {
             message_sid: message.message_sid,
             now,
         };
-        let calls = StepCalls::new(&self.callouts, deadline);
+        let relay = self.relay.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let handoff = relay.as_deref().map(|relay| Handoff {
+            relay,
+            texter: message.from,
+            number: message.to,
+        });
+        let calls = StepCalls::new(&self.callouts, deadline).with_handoff(handoff);
         let set = self.current();
         let turn = run::step(&set, &self.settings, &inbound, state, &calls).await;
         if turn.outcome == run::Outcome::OptedOut && self.config.on_opt_out.is_some() {
@@ -228,7 +250,7 @@ impl FileFlows {
 /// A turn as TwiML: one `<Message>` with every text and the media, or nothing.
 pub fn twiml(turn: &Turn) -> MessagingResponse {
     let mut response = MessagingResponse::new();
-    if turn.texts.is_empty() && turn.media.is_empty() {
+    if turn.texts.is_empty() && turn.media.is_empty() && turn.outbound.is_empty() {
         return response;
     }
     let mut message = Message::new(within_twilios_limit(turn.body(), turn));
@@ -243,6 +265,13 @@ pub fn twiml(turn: &Turn) -> MessagingResponse {
         }
     }
     response.push(message);
+    for outbound in &turn.outbound {
+        let mut message = Message::new(within_twilios_limit(outbound.text.clone(), turn));
+        message
+            .to(outbound.to.as_str())
+            .from(outbound.from.as_str());
+        response.push(message);
+    }
     response
 }
 
@@ -317,6 +346,7 @@ mod tests {
             error: None,
             call_errors: Vec::new(),
             ended: None,
+            outbound: Vec::new(),
         }
     }
 

@@ -13,8 +13,9 @@ use std::time::Instant;
 use super::WebhookLog;
 use crate::app::AppState;
 use crate::logging::{mask_phone, request_id};
+use crate::relay::route::Relayed;
 use crate::session::{Outcome, Pair};
-use crate::store::{CommitError, Found, Seen, Started, Store, Unavailable};
+use crate::store::{CommitError, Found, Seen, Started, Store, StoreError, Unavailable};
 use crate::twilio::fields::Kind;
 use crate::twilio::inbound::InboundMessage;
 use crate::twilio::twiml::{self, MessagingResponse};
@@ -134,6 +135,44 @@ async fn from_store(
         }
     }
     let found = step.found;
+    // A text bound to a relay session is the relay's: forwarded, applied once like any step.
+    if let Some(relay) = &state.relay {
+        let status_url = state.relay_status_url();
+        let routed = crate::relay::route::route(relay, message, &status_url);
+        let routed = match tokio::time::timeout_at(deadline.into(), routed).await {
+            Ok(routed) => routed.map_err(|e| StoreError::Unavailable(e.to_string())),
+            Err(_) => Err(StoreError::Timeout(state.config.store.timeout)),
+        };
+        match routed {
+            Ok(Relayed::NotBound) => {}
+            Ok(Relayed::Reply {
+                response,
+                outcome,
+                session,
+            }) => {
+                let body = response.to_xml();
+                if let Err(CommitError::Unavailable(why)) = step.commit(body.as_bytes()).await {
+                    return unavailable(&why, log("unavailable"), request_id);
+                }
+                tracing::info!(
+                    request_id,
+                    session = session.as_deref(),
+                    outcome,
+                    messages = response.len(),
+                    "relay"
+                );
+                if let Some(metrics) = &state.metrics {
+                    metrics.relay_text(outcome);
+                }
+                let mut answer = twiml(body);
+                answer.extensions_mut().insert(log("relay"));
+                return answer;
+            }
+            Err(error) => {
+                return unavailable(&Unavailable::Store(error), log("unavailable"), request_id);
+            }
+        }
+    }
     let reply = state
         .flow
         .respond_boxed(message, &mut step.data, deadline.into())

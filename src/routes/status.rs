@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -13,7 +13,11 @@ use crate::twilio::fields::Kind;
 use crate::twilio::inbound::StatusCallback;
 use crate::twilio::webhook::{Webhook, plain};
 
-pub async fn status(State(state): State<Arc<AppState>>, webhook: Webhook) -> Response {
+pub async fn status(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    webhook: Webhook,
+) -> Response {
     if let Err(rejection) = state.gate.check_fields(&webhook, Kind::Status) {
         return rejection.into_response();
     }
@@ -32,6 +36,25 @@ pub async fn status(State(state): State<Arc<AppState>>, webhook: Webhook) -> Res
             "message delivery reported an error"
         );
     }
+    if let (Some(relay), Some(code)) = (&state.relay, &callback.error_code)
+        && let Some(session) = relay_session(query.as_deref())
+    {
+        if let Some(metrics) = &state.metrics {
+            metrics.relay_delivery_error(code);
+        }
+        // 21610: the recipient opted out of this number; nothing more is addressed to them.
+        if code == "21610"
+            && let Some(to) = &callback.to
+            && let Err(error) = relay.set_opted_out(&session, to, true).await
+        {
+            tracing::error!(%error, "could not mark a relay participant opted out");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, "1")],
+            )
+                .into_response();
+        }
+    }
     let mut response = StatusCode::NO_CONTENT.into_response();
     let from = callback.from.as_deref().unwrap_or_default();
     let to = callback.to.as_deref().unwrap_or_default();
@@ -41,4 +64,12 @@ pub async fn status(State(state): State<Arc<AppState>>, webhook: Webhook) -> Res
         ..log
     });
     response
+}
+
+/// The relay session a forwarded message's callback names (`?relay=RS…`).
+fn relay_session(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(key, _)| key == "relay")
+        .map(|(_, id)| id.into_owned())
+        .filter(|id| id.len() == 34 && id.starts_with("RS"))
 }

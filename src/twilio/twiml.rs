@@ -123,6 +123,11 @@ impl MessagingResponse {
         self.verbs.is_empty()
     }
 
+    /// How many verbs it holds (Twilio acts on at most ten `<Message>`s of one reply).
+    pub fn len(&self) -> usize {
+        self.verbs.len()
+    }
+
     /// Renders the document, declaration included.
     pub fn to_xml(&self) -> String {
         let mut writer = Writer::new(Vec::with_capacity(256));

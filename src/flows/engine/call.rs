@@ -108,9 +108,46 @@ pub struct CallFailure {
 pub type CallFuture<'a> =
     Pin<Box<dyn Future<Output = Result<CallResponse, CallFailure>> + Send + 'a>>;
 
-/// Makes call-outs for the steps of one webhook.
+/// A `connect` node's hand-off: a relay session between the texter and an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectRequest {
+    pub node: String,
+    /// The agent's name in `relay.agents`.
+    pub agent: String,
+    /// How long the session lives without a text (`None`: `relay.ttl`).
+    pub ttl_secs: Option<u64>,
+    /// The texter's label, shown to nobody in a two-person session but kept for the API.
+    pub label: Option<String>,
+}
+
+/// The session the hand-off opened: who the agent is and the number they text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connected {
+    pub session: String,
+    pub agent_address: String,
+    pub agent_proxy: String,
+}
+
+/// A boxed hand-off in flight.
+pub type ConnectFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Connected, CallFailure>> + Send + 'a>>;
+
+/// Makes call-outs (and relay hand-offs) for the steps of one webhook.
 pub trait Calls: Sync {
     fn call<'a>(&'a self, request: &'a CallRequest) -> CallFuture<'a>;
+
+    /// Opens a relay session for a `connect` node; without a relay, every hand-off fails
+    /// (`no_relay`) and the flow goes on at the node's `on_error`.
+    fn connect<'a>(&'a self, request: &'a ConnectRequest) -> ConnectFuture<'a> {
+        let failure = CallFailure {
+            reason: "no_relay",
+            detail: format!(
+                "no relay is configured to hand off to agent {:?}",
+                request.agent
+            ),
+        };
+        Box::pin(std::future::ready(Err(failure)))
+    }
 }
 
 /// No call-outs configured: every call fails at once (a flow set that has `call` nodes is

@@ -77,6 +77,9 @@ pub struct CheckOptions {
     /// The configured `[flows.endpoints]`: a `call` must name one. `None` leaves endpoints
     /// unchecked (`flow check` with no endpoints configured; transcripts mock the calls).
     pub endpoints: Option<BTreeSet<String>>,
+    /// The configured `relay.agents`: a `connect` must name one. `None` leaves them unchecked,
+    /// as `endpoints`.
+    pub agents: Option<BTreeSet<String>>,
 }
 
 /// Checks one flow and compiles its templates into `templates`.
@@ -148,6 +151,10 @@ fn required_routes(out: &mut Problems<'_>, name: &str, node: &Node) {
         Node::Say(say) if say.next.is_none() => out.node(name, "", need("`next`")),
         Node::Set(set) if set.next.is_none() => out.node(name, "", need("`next`")),
         Node::Branch(b) if b.default.is_none() => out.node(name, "", need("`default`")),
+        Node::Connect(connect) if connect.on_error.is_none() => {
+            let reason = need("`on_error` (where the flow goes when no one can be reached)");
+            out.node(name, "", reason);
+        }
         Node::Call(call) => {
             if call.next.is_none() {
                 out.node(name, "", need("`next`"));
@@ -362,6 +369,16 @@ fn defined_names(node: &Node) -> Vec<(String, &str)> {
 /// where the method has one, and JSON pointers that can point.
 fn calls(out: &mut Problems<'_>, flow: &FlowDef, options: &CheckOptions) {
     for (name, node) in &flow.nodes {
+        if let Node::Connect(connect) = node
+            && let Some(agents) = &options.agents
+            && !agents.contains(&connect.agent)
+        {
+            let reason = format!(
+                "agent: no {:?} in relay.agents of the server config",
+                connect.agent
+            );
+            out.node(name, "agent", reason);
+        }
         let Node::Call(call) = node else { continue };
         if let Some(endpoints) = &options.endpoints
             && !endpoints.contains(&call.endpoint)
@@ -433,9 +450,12 @@ fn calls(out: &mut Problems<'_>, flow: &FlowDef, options: &CheckOptions) {
 fn mocks(out: &mut Problems<'_>, flow: &FlowDef) {
     for (i, test) in flow.tests.iter().enumerate() {
         for node in test.mock.keys() {
-            if !matches!(flow.nodes.get(node), Some(Node::Call(_))) {
+            if !matches!(flow.nodes.get(node), Some(Node::Call(_) | Node::Connect(_))) {
                 let key = format!("tests.{i}.mock.{node}");
-                out.top(&key, format!("{key}: no call node named {node:?}"));
+                out.top(
+                    &key,
+                    format!("{key}: no call or connect node named {node:?}"),
+                );
             }
         }
     }
@@ -591,6 +611,7 @@ mod tests {
         let check = CheckOptions {
             session_ttl: Some(Duration::from_secs(4 * 3600)),
             endpoints: Some(BTreeSet::from(["clinic".to_owned()])),
+            agents: None,
         };
         let options = LoadOptions {
             check,
@@ -758,7 +779,7 @@ mod tests {
                 "f.toml:9:1: node a: form: a call sends `json` or `form`, not both",
                 "f.toml:4:8: node a: method: a GET sends no body",
                 "f.toml:10:10: node a: save.day: \"slots\" is not a JSON pointer (\"/slots\", \"/data/0/id\", or \"\" for the whole answer)",
-                "f.toml:14:6: tests.0.mock.z: no call node named \"z\"",
+                "f.toml:14:6: tests.0.mock.z: no call or connect node named \"z\"",
             ]
         );
         let text = format!(

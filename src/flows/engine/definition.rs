@@ -94,10 +94,11 @@ pub enum Node {
     Set(Set),
     End(End),
     Call(Call),
+    Connect(Connect),
 }
 
 /// The node types of spec 1, for messages.
-pub const NODE_TYPES: &str = "say, ask, branch, set, call or end";
+pub const NODE_TYPES: &str = "say, ask, branch, set, call, connect or end";
 
 /// Send a text (and media), then go on.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -187,6 +188,25 @@ pub struct Call {
     pub save: BTreeMap<String, String>,
     pub next: Option<String>,
     /// Required (`check` says so): where a failed call goes.
+    pub on_error: Option<String>,
+}
+
+/// Hand the texter to a person: a relay session between the texter (who keeps texting the
+/// number they texted) and an agent of `relay.agents` (texting from a pool number). The flow
+/// ends; when the session closes, the texter's next text comes back to the flows.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connect {
+    /// A name in `relay.agents` of the server config.
+    pub agent: String,
+    /// To the texter.
+    pub text: String,
+    /// To the agent, first in their conversation (who this is, what they asked).
+    pub agent_text: String,
+    /// Sliding lifetime of the session without a text (`"2h"`); default `relay.ttl`.
+    #[serde(default, deserialize_with = "duration")]
+    pub ttl: Option<Duration>,
+    /// Required (`check` says so): where the flow goes when no session can be opened.
     pub on_error: Option<String>,
 }
 
@@ -339,6 +359,7 @@ impl Node {
             Node::Set(_) => "set",
             Node::End(_) => "end",
             Node::Call(_) => "call",
+            Node::Connect(_) => "connect",
         }
     }
 
@@ -364,6 +385,7 @@ impl Node {
                 r.extend(opt("on_error", &call.on_error));
                 r
             }
+            Node::Connect(connect) => opt("on_error", &connect.on_error),
         }
     }
 }
@@ -423,6 +445,10 @@ impl Node {
                 for (name, value) in call.form.iter().flatten() {
                     out.push((format!("form.{name}"), value));
                 }
+            }
+            Node::Connect(connect) => {
+                out.push(("text".into(), &connect.text));
+                out.push(("agent_text".into(), &connect.agent_text));
             }
         }
         out
@@ -568,6 +594,7 @@ fn node(source: Source<'_>, name: &str, value: Spanned<DeValue<'_>>) -> Result<N
         "set" => body(value).map(Node::Set),
         "end" => body(value).map(Node::End),
         "call" => body(value).map(Node::Call),
+        "connect" => body(value).map(Node::Connect),
         other => {
             return Err(refuse(format!(
                 "unknown type {other:?}; expected {NODE_TYPES}"
@@ -814,8 +841,8 @@ mod tests {
         assert_eq!(
             problems(&text),
             [
-                "f.toml:4:1: node a: unknown type \"menu\"; expected say, ask, branch, set, call or end",
-                "f.toml:6:1: node b: missing key `type` (say, ask, branch, set, call or end)",
+                "f.toml:4:1: node a: unknown type \"menu\"; expected say, ask, branch, set, call, connect or end",
+                "f.toml:6:1: node b: missing key `type` (say, ask, branch, set, call, connect or end)",
             ]
         );
     }

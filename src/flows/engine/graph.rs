@@ -40,6 +40,10 @@ pub fn mermaid(flow: &FlowDef) -> String {
                 ));
                 format!("[[\"{text}\"]]")
             }
+            Node::Connect(connect) => {
+                let text = label(&format!("connect: {name} → {}", connect.agent));
+                format!("[(\"{text}\")]")
+            }
         };
         let _ = writeln!(out, "    {}{shape}", id(name));
         for (edge, target) in edges(node) {
@@ -101,6 +105,10 @@ fn edges(node: &Node) -> Vec<(Option<String>, &str)> {
         Node::Call(call) => {
             out.extend(call.next.as_deref().map(|next| (None, next)));
             let error = call.on_error.as_deref();
+            out.extend(error.map(|error| (Some("on_error".into()), error)));
+        }
+        Node::Connect(connect) => {
+            let error = connect.on_error.as_deref();
             out.extend(error.map(|error| (Some("on_error".into()), error)));
         }
     }

@@ -21,8 +21,8 @@ use std::borrow::Cow;
 
 use jiff::Timestamp;
 
-use super::call::{Body, CallRequest, Calls, NoCalls};
-use super::definition::{Ask, Bound, Call, Node, PathPart, path_parts};
+use super::call::{Body, CallRequest, Calls, ConnectRequest, NoCalls};
+use super::definition::{Ask, Bound, Call, Connect, Node, PathPart, path_parts};
 use super::input::Parsed;
 use super::load::{Flow, FlowSet, NodeRef};
 use super::routing::{AskExpect, Compiled, ExpectKind, with_bounds};
@@ -161,6 +161,16 @@ pub struct Turn {
     pub call_errors: Vec<CallError>,
     /// A flow that ended in this step, with its variables when [`Settings::keep_results`].
     pub ended: Option<Ended>,
+    /// Texts to other people than the texter (a `connect` node's greeting to the agent).
+    pub outbound: Vec<Outbound>,
+}
+
+/// A text to someone else than the texter, from a given number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    pub to: String,
+    pub from: String,
+    pub text: String,
 }
 
 /// A call-out that failed, for the log and metrics (never the request or the answer).
@@ -195,6 +205,7 @@ impl Turn {
             error: None,
             call_errors: Vec::new(),
             ended: None,
+            outbound: Vec::new(),
         }
     }
 
@@ -620,6 +631,62 @@ impl<'a> Run<'a> {
                 Ok(None)
             }
             Node::Call(call) => self.call(flow, node.name, call).await,
+            Node::Connect(connect) => self.connect(flow, node.name, connect).await,
+        }
+    }
+
+    /// A hand-off to a person: on success the greetings go out and the flow ends (the texter's
+    /// texts now go to the agent); else `on_error`.
+    async fn connect(
+        &mut self,
+        flow: &Flow<Compiled>,
+        name: &'a str,
+        connect: &'a Connect,
+    ) -> Result<Option<String>, Stop> {
+        let text = self.render(&connect.text)?.into_owned();
+        let agent_text = self.render(&connect.agent_text)?.into_owned();
+        let request = ConnectRequest {
+            node: name.to_owned(),
+            agent: connect.agent.clone(),
+            ttl_secs: connect.ttl.map(|ttl| ttl.as_secs()),
+            label: None,
+        };
+        match self.calls.connect(&request).await {
+            Ok(connected) => {
+                tracing::info!(
+                    flow = flow.name(),
+                    node = name,
+                    agent = connect.agent,
+                    session = connected.session,
+                    "handed off to a person"
+                );
+                self.turn.texts.push(text);
+                self.turn.outbound.push(Outbound {
+                    to: connected.agent_address,
+                    from: connected.agent_proxy,
+                    text: agent_text,
+                });
+                self.turn.node = Some(name.to_owned());
+                self.end_flow("handed_off");
+                Ok(None)
+            }
+            Err(failure) => {
+                tracing::warn!(
+                    flow = flow.name(),
+                    node = name,
+                    agent = connect.agent,
+                    reason = failure.reason,
+                    detail = failure.detail,
+                    "a hand-off failed; the flow goes on at its on_error"
+                );
+                self.turn.call_errors.push(CallError {
+                    node: name.to_owned(),
+                    endpoint: format!("relay:{}", connect.agent),
+                    reason: failure.reason,
+                    detail: failure.detail,
+                });
+                Ok(connect.on_error.clone())
+            }
         }
     }
 

@@ -431,3 +431,128 @@ text = "{{ v }}"
         "text again, not a list"
     );
 }
+
+/// Hands off to agent `nurse` (answers as a relay would), or fails.
+struct Desk {
+    open: bool,
+    asked: Mutex<Vec<crate::flows::engine::call::ConnectRequest>>,
+}
+
+impl Calls for Desk {
+    fn call<'a>(&'a self, _: &'a CallRequest) -> CallFuture<'a> {
+        Box::pin(std::future::ready(ok(500, "")))
+    }
+
+    fn connect<'a>(
+        &'a self,
+        request: &'a crate::flows::engine::call::ConnectRequest,
+    ) -> crate::flows::engine::call::ConnectFuture<'a> {
+        self.asked.lock().unwrap().push(request.clone());
+        let answer = if self.open {
+            Ok(crate::flows::engine::call::Connected {
+                session: "RS1".into(),
+                agent_address: "+14155550999".into(),
+                agent_proxy: "+14155550101".into(),
+            })
+        } else {
+            Err(CallFailure {
+                reason: "pool",
+                detail: "the pool has no free proxy number".into(),
+            })
+        };
+        Box::pin(std::future::ready(answer))
+    }
+}
+
+const INTAKE: &str = r#"
+[nodes.a]
+type = "ask"
+text = "What's wrong?"
+save = "problem"
+next = "hand"
+
+[nodes.hand]
+type = "connect"
+agent = "nurse"
+ttl = "2h"
+text = "Connecting you to the nurse on call."
+agent_text = "New patient: {{ problem }}. Reply here; text #close to end."
+on_error = "busy"
+
+[nodes.busy]
+type = "end"
+text = "Everyone is busy; call (555) 010-0100."
+"#;
+
+fn step_with(set: &FlowSet<Compiled>, state: &mut SessionData, text: &str, desk: &Desk) -> Turn {
+    let inbound = Inbound {
+        text,
+        from: "+14155550199",
+        to: "+14155550100",
+        opt_out_type: None,
+        message_sid: "SM9",
+        now: "2026-01-05T15:00:00Z".parse().unwrap(),
+    };
+    step(set, &Settings::default(), &inbound, state, desk)
+        .now_or_never()
+        .expect("answers at once")
+}
+
+#[test]
+fn a_connect_greets_both_sides_and_ends_the_flow() {
+    let set = set_with(INTAKE);
+    let desk = Desk {
+        open: true,
+        asked: Mutex::default(),
+    };
+    let mut state = SessionData::default();
+    step_with(&set, &mut state, "go", &desk);
+    let turn = step_with(&set, &mut state, "a rash", &desk);
+    assert_eq!(turn.body(), "Connecting you to the nurse on call.");
+    assert_eq!(
+        turn.outbound,
+        [Outbound {
+            to: "+14155550999".into(),
+            from: "+14155550101".into(),
+            text: "New patient: a rash. Reply here; text #close to end.".into(),
+        }]
+    );
+    assert_eq!(turn.ended.map(|e| e.outcome), Some("handed_off"));
+    assert!(state.is_empty(), "the texter is the relay's now");
+    let asked = desk.asked.lock().unwrap();
+    assert_eq!(
+        (asked[0].agent.as_str(), asked[0].ttl_secs),
+        ("nurse", Some(7200))
+    );
+}
+
+#[test]
+fn a_connect_that_cannot_open_goes_to_on_error() {
+    let set = set_with(INTAKE);
+    let desk = Desk {
+        open: false,
+        asked: Mutex::default(),
+    };
+    let mut state = SessionData::default();
+    step_with(&set, &mut state, "go", &desk);
+    let turn = step_with(&set, &mut state, "a rash", &desk);
+    assert_eq!(turn.body(), "Everyone is busy; call (555) 010-0100.");
+    assert!(turn.outbound.is_empty());
+    assert_eq!(turn.call_errors[0].reason, "pool");
+    // Without a relay at all (the default of Calls), the same.
+    let mut state = SessionData::default();
+    step_offline(&set, &Settings::default(), &inbound_go("go"), &mut state);
+    let turn = step_offline(&set, &Settings::default(), &inbound_go("x"), &mut state);
+    assert_eq!(turn.call_errors[0].reason, "no_relay");
+}
+
+fn inbound_go(text: &str) -> Inbound<'_> {
+    Inbound {
+        text,
+        from: "+14155550199",
+        to: "+14155550100",
+        opt_out_type: None,
+        message_sid: "SM9",
+        now: "2026-01-05T15:00:00Z".parse().unwrap(),
+    }
+}

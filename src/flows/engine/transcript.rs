@@ -11,7 +11,10 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use jiff::Timestamp;
 
-use super::call::{CallFailure, CallFuture, CallRequest, CallResponse, Calls};
+use super::call::{
+    CallFailure, CallFuture, CallRequest, CallResponse, Calls, ConnectFuture, ConnectRequest,
+    Connected,
+};
 use super::definition::{Mocks, Transcript};
 use super::load::FlowSet;
 use super::routing::Compiled;
@@ -92,7 +95,7 @@ pub fn run(
             .expect("mocked calls answer at once");
         let got = match calls.unmocked() {
             Some(node) => format!(
-                "(node {node} made a call-out, and the test has no mock.{node} to answer it)"
+                "(node {node} made a call-out or hand-off, and the test has no mock.{node} to answer it)"
             ),
             None => turn.body(),
         };
@@ -169,6 +172,16 @@ fn mock_reason(error: &str) -> &'static str {
 impl Calls for MockCalls<'_> {
     fn call<'a>(&'a self, request: &'a CallRequest) -> CallFuture<'a> {
         Box::pin(std::future::ready(self.answer(&request.node)))
+    }
+
+    /// A `connect` node's mock: any status opens the session (an `error` does not).
+    fn connect<'a>(&'a self, request: &'a ConnectRequest) -> ConnectFuture<'a> {
+        let answer = self.answer(&request.node).map(|_| Connected {
+            session: "RS00000000000000000000000000000000".into(),
+            agent_address: format!("(agent {})", request.agent),
+            agent_proxy: "(a pool number)".into(),
+        });
+        Box::pin(std::future::ready(answer))
     }
 }
 
@@ -319,7 +332,7 @@ chat = [ { send = "go", expect = "down" } ]
         let failure = results[0].clone().expect_err("no mock");
         assert_eq!(
             failure.got,
-            "(node fetch made a call-out, and the test has no mock.fetch to answer it)"
+            "(node fetch made a call-out or hand-off, and the test has no mock.fetch to answer it)"
         );
     }
 }

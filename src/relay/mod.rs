@@ -1,0 +1,142 @@
+//! Masked-number relays: people text each other through the operator's Twilio numbers, never
+//! learning each other's number (what Twilio Proxy did), with nothing but the webhooks Twilio
+//! sends and TwiML replies.
+//!
+//! - [`model`]: sessions, participants, proxies;
+//! - [`store`]: where sessions and their (proxy, address) bindings live, atomically, on the
+//!   conversation store's engine (memory, SQLite or Redis);
+//! - `route`: an inbound text → `<Message to from>` for every other participant;
+//! - the admin API that creates and closes sessions is `crate::admin`.
+
+pub mod model;
+pub mod route;
+pub mod store;
+
+use std::sync::Arc;
+
+use crate::config::RelayConfig;
+use crate::metrics::Metrics;
+
+pub use model::{NewParticipant, NewSession, Participant, RelaySession, State};
+pub use store::{AnyRelay, Filter, PoolEntry, RelayBackend, RelayError, RelayKeys};
+
+/// The relay as the webhook route and the admin API use it: the store, the pool and the
+/// settings of `[relay]`.
+#[derive(Debug)]
+pub struct Relay {
+    backend: AnyRelay,
+    /// `relay.numbers`, in order of preference.
+    pool: Vec<String>,
+    config: RelayConfig,
+    limits: route::Limits,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl Relay {
+    pub fn new(backend: AnyRelay, config: RelayConfig, metrics: Option<Arc<Metrics>>) -> Arc<Self> {
+        Arc::new(Relay {
+            backend,
+            pool: config.numbers.clone(),
+            config,
+            limits: route::Limits::default(),
+            metrics,
+        })
+    }
+
+    fn count(&self, event: &str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.relay_session(event);
+        }
+    }
+
+    /// Refreshes the relay gauges every `every` (live bindings, pool numbers in use).
+    pub fn spawn_gauges(self: &Arc<Self>, every: std::time::Duration) {
+        let Some(metrics) = self.metrics.clone() else {
+            return;
+        };
+        let relay = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(relay) = relay.upgrade() else { return };
+                if let Ok(pool) = relay.pool().await {
+                    let bindings = pool.iter().map(|entry| entry.in_use).sum();
+                    let used = pool.iter().filter(|entry| entry.in_use > 0).count();
+                    metrics.relay_pool(bindings, used);
+                }
+            }
+        });
+    }
+
+    pub fn config(&self) -> &RelayConfig {
+        &self.config
+    }
+
+    pub fn pool_numbers(&self) -> &[String] {
+        &self.pool
+    }
+
+    pub async fn create(&self, new: NewSession) -> Result<RelaySession, RelayError> {
+        let created = self.backend.create(new, &self.pool, now_ms()).await?;
+        self.count("created");
+        tracing::info!(
+            session = created.id,
+            participants = created.participants.len(),
+            "relay session opened"
+        );
+        Ok(created)
+    }
+
+    pub async fn lookup(
+        &self,
+        proxy: &str,
+        address: &str,
+    ) -> Result<Option<RelaySession>, RelayError> {
+        self.backend.lookup(proxy, address).await
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<RelaySession>, RelayError> {
+        self.backend.get(id).await
+    }
+
+    pub async fn list(
+        &self,
+        filter: &Filter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RelaySession>, RelayError> {
+        self.backend.list(filter, after, limit, now_ms()).await
+    }
+
+    pub async fn close(&self, id: &str, reason: &str) -> Result<Option<RelaySession>, RelayError> {
+        let closed = self.backend.close(id, reason, now_ms()).await?;
+        if closed.is_some() {
+            self.count(reason);
+            tracing::info!(session = id, reason, "relay session closed");
+        }
+        Ok(closed)
+    }
+
+    pub async fn touch(&self, id: &str) -> Result<(), RelayError> {
+        self.backend.touch(id, now_ms()).await
+    }
+
+    pub async fn set_opted_out(
+        &self,
+        id: &str,
+        address: &str,
+        opted_out: bool,
+    ) -> Result<(), RelayError> {
+        self.backend.set_opted_out(id, address, opted_out).await
+    }
+
+    pub async fn pool(&self) -> Result<Vec<PoolEntry>, RelayError> {
+        self.backend.pool(&self.pool, now_ms()).await
+    }
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    crate::store::unix_ms()
+}
