@@ -96,8 +96,10 @@ impl Relay {
         self.backend.lookup(proxy, address).await
     }
 
+    /// The session as the API shows it: one past its end is `closed` (reason `ttl`), whether
+    /// or not a text has closed it in the store yet.
     pub async fn get(&self, id: &str) -> Result<Option<RelaySession>, RelayError> {
-        self.backend.get(id).await
+        Ok(self.backend.get(id).await?.map(|s| as_of(s, now_ms())))
     }
 
     pub async fn list(
@@ -106,7 +108,9 @@ impl Relay {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<RelaySession>, RelayError> {
-        self.backend.list(filter, after, limit, now_ms()).await
+        let now = now_ms();
+        let page = self.backend.list(filter, after, limit, now).await?;
+        Ok(page.into_iter().map(|s| as_of(s, now)).collect())
     }
 
     pub async fn close(&self, id: &str, reason: &str) -> Result<Option<RelaySession>, RelayError> {
@@ -134,6 +138,15 @@ impl Relay {
     pub async fn pool(&self) -> Result<Vec<PoolEntry>, RelayError> {
         self.backend.pool(&self.pool, now_ms()).await
     }
+}
+
+/// `session` as of `now_ms`: past its end, closed.
+fn as_of(mut session: RelaySession, now_ms: u64) -> RelaySession {
+    if session.state == State::Open && !session.is_live(now_ms) {
+        session.state = State::Closed;
+        session.closed_reason = Some("ttl".into());
+    }
+    session
 }
 
 /// Unix time in milliseconds.

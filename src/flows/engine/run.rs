@@ -443,8 +443,7 @@ impl<'a> Run<'a> {
                 if let Some(name) = &ask.save {
                     self.save(name, &saved);
                 }
-                let next = next.to_owned();
-                self.run_from(flow, &next).await;
+                self.run_from(flow, next).await;
             }
             None => self.unusable(flow, waiting.name, ask).await,
         }
@@ -513,14 +512,13 @@ impl<'a> Run<'a> {
     }
 
     /// An unusable reply: ask again, or give up at the last attempt.
-    async fn unusable(&mut self, flow: &'a Flow<Compiled>, node: &str, ask: &Ask) {
+    async fn unusable(&mut self, flow: &'a Flow<Compiled>, node: &str, ask: &'a Ask) {
         let attempts = self.state.get_parsed::<u32>(ATTEMPTS).unwrap_or(0) + 1;
         if attempts >= ask.max_attempts {
             self.turn.outcome = Outcome::Failed;
             match &ask.on_fail {
                 Some(next) => {
-                    let next = next.clone();
-                    self.run_from(flow, &next).await;
+                    self.run_from(flow, next).await;
                 }
                 None => {
                     self.turn.texts.push(DEFAULT_FAIL.into());
@@ -551,22 +549,22 @@ impl<'a> Run<'a> {
     }
 
     /// Runs nodes from `start` until an ask waits or the flow ends.
-    async fn run_from(&mut self, flow: &'a Flow<Compiled>, start: &str) {
+    async fn run_from(&mut self, flow: &'a Flow<Compiled>, start: &'a str) {
         self.turn.flow = Some(flow.name().to_owned());
-        let mut current = start.to_owned();
+        let mut current = start;
         for _ in 0..self.settings.max_steps {
-            let Some(node) = flow.node(&current) else {
+            let Some(node) = flow.node(current) else {
                 let why = format!("node {current:?} does not exist");
-                return self.fail(flow, Some(&current), why);
+                return self.fail(flow, Some(current), why);
             };
             match self.run_node(flow, node).await {
                 Ok(Some(next)) => current = next,
                 Ok(None) => return,
-                Err(Stop(why)) => return self.fail(flow, Some(&current), why),
+                Err(Stop(why)) => return self.fail(flow, Some(current), why),
             }
         }
         let why = format!("more than {} nodes in one step", self.settings.max_steps);
-        self.fail(flow, Some(&current), why);
+        self.fail(flow, Some(current), why);
     }
 
     /// Runs one node; the next node's name, or `None` when the step is over.
@@ -574,7 +572,7 @@ impl<'a> Run<'a> {
         &mut self,
         flow: &'a Flow<Compiled>,
         node: NodeRef<'a, Compiled>,
-    ) -> Result<Option<String>, Stop> {
+    ) -> Result<Option<&'a str>, Stop> {
         match node.node {
             Node::Say(say) => {
                 let text = self.render(&say.text)?.into_owned();
@@ -583,7 +581,7 @@ impl<'a> Run<'a> {
                     let url = self.render(media)?.into_owned();
                     self.turn.media.push(url);
                 }
-                Ok(say.next.clone())
+                Ok(say.next.as_deref())
             }
             Node::Set(set) => {
                 for (name, source) in &set.values {
@@ -598,7 +596,7 @@ impl<'a> Run<'a> {
                     .to_owned();
                     self.save(name, &value);
                 }
-                Ok(set.next.clone())
+                Ok(set.next.as_deref())
             }
             Node::Branch(branch) => {
                 let on = self.render(&branch.on)?.into_owned();
@@ -609,8 +607,8 @@ impl<'a> Run<'a> {
                     .zip(node.tests)
                     .find(|(_, test)| test.eval(&on, &env).is_some());
                 Ok(case
-                    .map(|(case, _)| case.next.clone())
-                    .or_else(|| branch.default.clone()))
+                    .map(|(case, _)| case.next.as_str())
+                    .or(branch.default.as_deref()))
             }
             Node::Ask(ask) => {
                 if let Some(context) = &mut self.context {
@@ -642,7 +640,7 @@ impl<'a> Run<'a> {
         flow: &Flow<Compiled>,
         name: &'a str,
         connect: &'a Connect,
-    ) -> Result<Option<String>, Stop> {
+    ) -> Result<Option<&'a str>, Stop> {
         let text = self.render(&connect.text)?.into_owned();
         let agent_text = self.render(&connect.agent_text)?.into_owned();
         let request = ConnectRequest {
@@ -685,7 +683,7 @@ impl<'a> Run<'a> {
                     reason: failure.reason,
                     detail: failure.detail,
                 });
-                Ok(connect.on_error.clone())
+                Ok(connect.on_error.as_deref())
             }
         }
     }
@@ -697,7 +695,7 @@ impl<'a> Run<'a> {
         flow: &Flow<Compiled>,
         name: &'a str,
         call: &'a Call,
-    ) -> Result<Option<String>, Stop> {
+    ) -> Result<Option<&'a str>, Stop> {
         let answered = match self.request(name, call)? {
             Err(detail) => Err(("path", detail)),
             Ok(_) if self.made.len() >= self.settings.max_calls as usize => Err((
@@ -714,7 +712,7 @@ impl<'a> Run<'a> {
             }
         };
         match answered {
-            Ok(()) => Ok(call.next.clone()),
+            Ok(()) => Ok(call.next.as_deref()),
             Err((reason, detail)) => {
                 tracing::warn!(
                     flow = flow.name(),
@@ -730,7 +728,7 @@ impl<'a> Run<'a> {
                     reason,
                     detail,
                 });
-                Ok(call.on_error.clone())
+                Ok(call.on_error.as_deref())
             }
         }
     }

@@ -32,7 +32,16 @@ CREATE INDEX IF NOT EXISTS marker_applied ON marker (applied_ms);
 ";
 
 /// The tables (and index) above; anything else in a file means it is not ours.
-const OURS: [&str; 4] = ["conversation", "marker", "marker_applied", "lease"];
+/// The relay's tables (`crate::relay::store::sqlite`) share the file; either may be made first.
+const OURS: [&str; 7] = [
+    "conversation",
+    "marker",
+    "marker_applied",
+    "lease",
+    "relay_sessions",
+    "relay_bindings",
+    "relay_addresses",
+];
 
 /// Sets the connection up and the file's layout; leases left by a previous process are
 /// cleared (the lock file guarantees that process is gone, so its steps are too).
