@@ -132,13 +132,13 @@ impl AppState {
 }
 
 impl AppState {
-    /// Where forwarded relay messages report their delivery: `/sms/status` under the public
-    /// URL when one is configured, else relative (Twilio resolves it against the webhook's URL).
-    pub fn relay_status_url(&self) -> String {
-        match &self.config.server.public_url {
-            Some(url) => format!("{}/sms/status", url.as_str().trim_end_matches('/')),
-            None => "/sms/status".into(),
-        }
+    /// Where forwarded relay messages report their delivery: `/sms/status` at the base Twilio
+    /// addressed this webhook to (`server.public_url`, or the request's host as the gate
+    /// rebuilds it for the signature), so the callback's signature checks out the same way.
+    /// `None` when no absolute URL can be made: the messages go without a callback.
+    pub fn relay_status_url(&self, headers: &axum::http::HeaderMap) -> Option<String> {
+        let path = axum::http::Uri::from_static("/sms/status");
+        self.gate.url_source.rebuild(&path, headers).ok()
     }
 }
 

@@ -718,6 +718,7 @@ impl Raw {
         }
         if let Some(listen) = admin.listen
             && listen == server.listen
+            && listen.port() != 0
         {
             return Err(error(
                 "server.admin_listen",

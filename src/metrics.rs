@@ -303,8 +303,9 @@ impl Metrics {
             &["event"],
         );
         let relay_live = IntGauge::new(
-            "relay_bindings_live",
-            "Live (proxy, address) bindings of open relay sessions, refreshed every 15 s.",
+            "relay_pool_sessions",
+            "Open relay sessions summed over the pool numbers they use (a session counts once \
+             per number), refreshed every 15 s.",
         )
         .expect("valid gauge");
         registry
@@ -465,9 +466,9 @@ impl Metrics {
     }
 
     /// Sets the relay gauges from the pool's status.
-    pub fn relay_pool(&self, bindings: usize, numbers_in_use: usize) {
+    pub fn relay_pool(&self, sessions: usize, numbers_in_use: usize) {
         self.relay_live
-            .set(i64::try_from(bindings).unwrap_or(i64::MAX));
+            .set(i64::try_from(sessions).unwrap_or(i64::MAX));
         self.relay_numbers_in_use
             .set(i64::try_from(numbers_in_use).unwrap_or(i64::MAX));
     }

@@ -49,7 +49,8 @@ impl Relay {
         }
     }
 
-    /// Refreshes the relay gauges every `every` (live bindings, pool numbers in use).
+    /// Refreshes the relay gauges every `every` (sessions per pool number summed, pool numbers
+    /// in use).
     pub fn spawn_gauges(self: &Arc<Self>, every: std::time::Duration) {
         let Some(metrics) = self.metrics.clone() else {
             return;
@@ -61,9 +62,9 @@ impl Relay {
                 tick.tick().await;
                 let Some(relay) = relay.upgrade() else { return };
                 if let Ok(pool) = relay.pool().await {
-                    let bindings = pool.iter().map(|entry| entry.in_use).sum();
+                    let sessions = pool.iter().map(|entry| entry.in_use).sum();
                     let used = pool.iter().filter(|entry| entry.in_use > 0).count();
-                    metrics.relay_pool(bindings, used);
+                    metrics.relay_pool(sessions, used);
                 }
             }
         });

@@ -47,11 +47,11 @@ impl Relayed {
 }
 
 /// Routes `message`; `status_url` is where forwarded messages report their delivery (the
-/// session's id is appended as `?relay=ID`).
+/// session's id is appended as `?relay=ID`), if anywhere.
 pub async fn route(
     relay: &Relay,
     message: &InboundMessage<'_>,
-    status_url: &str,
+    status_url: Option<&str>,
 ) -> Result<Relayed, RelayError> {
     let config = relay.config();
     let Some(session) = relay.lookup(message.to, message.from).await? else {
@@ -139,10 +139,11 @@ pub async fn route(
     Ok(Relayed::reply(response, outcome, Some(id)))
 }
 
-/// START / UNSTOP (or `OptOutType=START`): the sender wants texts again.
+/// START / UNSTOP / YES (or `OptOutType=START`): Twilio's opt-in words; the sender wants
+/// texts again.
 fn is_opt_in(body: &str, opt_out_type: Option<&str>) -> bool {
     opt_out_type.is_some_and(|kind| kind.trim().eq_ignore_ascii_case("START"))
-        || ["START", "UNSTOP"]
+        || ["START", "UNSTOP", "YES"]
             .iter()
             .any(|word| word.eq_ignore_ascii_case(body.trim()))
 }
@@ -153,7 +154,7 @@ fn is_opt_in(body: &str, opt_out_type: Option<&str>) -> bool {
 pub fn forwards(
     session: &RelaySession,
     message: &InboundMessage<'_>,
-    status_url: &str,
+    status_url: Option<&str>,
     unavailable: &str,
 ) -> MessagingResponse {
     let mut response = MessagingResponse::new();
@@ -180,7 +181,7 @@ pub fn forwards(
         }
         _ => within_limit(message.body.to_owned()),
     };
-    let callback = format!("{status_url}?relay={}", session.id);
+    let callback = status_url.map(|url| format!("{url}?relay={}", session.id));
     let others = session
         .participants
         .iter()
@@ -201,8 +202,10 @@ pub fn forwards(
         };
         forward
             .to(other.address.as_str())
-            .from(other.proxy.as_str())
-            .status_callback(callback.as_str());
+            .from(other.proxy.as_str());
+        if let Some(callback) = &callback {
+            forward.status_callback(callback.as_str());
+        }
         for media in &message.media {
             if forward.media(media.url).is_err() {
                 break;

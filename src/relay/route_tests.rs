@@ -66,14 +66,14 @@ fn two_people_each_get_the_others_text_from_their_own_proxy_with_media() {
         &["https://api.twilio.com/m/1", "https://api.twilio.com/m/2"],
     );
     assert_eq!(
-        xml(&forwards(&pair, &buyer, STATUS, "n/a")),
+        xml(&forwards(&pair, &buyer, Some(STATUS), "n/a")),
         "<Response><Message from=\"+14155550101\" statusCallback=\"https://sms.example.com/sms/status?relay=RS0123456789abcdef0123456789abcdef\" to=\"+14155550002\">\
          <Body>Is it still &lt;available&gt; &amp; blue?</Body>\
          <Media>https://api.twilio.com/m/1</Media><Media>https://api.twilio.com/m/2</Media></Message></Response>"
     );
     let seller = text("+14155550002", "+14155550101", "Yes!", &[]);
     assert_eq!(
-        xml(&forwards(&pair, &seller, STATUS, "n/a")),
+        xml(&forwards(&pair, &seller, Some(STATUS), "n/a")),
         "<Response><Message from=\"+14155550100\" statusCallback=\"https://sms.example.com/sms/status?relay=RS0123456789abcdef0123456789abcdef\" to=\"+14155550001\">Yes!</Message></Response>"
     );
 }
@@ -91,12 +91,12 @@ fn three_people_see_who_spoke_and_the_sender_gets_nothing() {
         "On my way",
         &["https://m/1"],
     );
-    let out = xml(&forwards(&group, &from_second, "/sms/status", "n/a"));
+    let out = xml(&forwards(&group, &from_second, None, "n/a"));
     assert_eq!(
         out,
-        "<Response><Message from=\"+14155550100\" statusCallback=\"/sms/status?relay=RS0123456789abcdef0123456789abcdef\" to=\"+14155550001\">\
+        "<Response><Message from=\"+14155550100\" to=\"+14155550001\">\
          <Body>Participant 2: On my way</Body><Media>https://m/1</Media></Message>\
-         <Message from=\"whatsapp:+14155238886\" statusCallback=\"/sms/status?relay=RS0123456789abcdef0123456789abcdef\" to=\"whatsapp:+14155550003\">\
+         <Message from=\"whatsapp:+14155238886\" to=\"whatsapp:+14155550003\">\
          <Body>Participant 2: On my way</Body><Media>https://m/1</Media></Message></Response>"
     );
     assert!(
@@ -117,7 +117,7 @@ fn an_opted_out_participant_is_skipped_and_the_sender_told() {
         xml(&forwards(
             &pair,
             &buyer,
-            STATUS,
+            Some(STATUS),
             "They can't receive messages right now."
         )),
         "<Response><Message>They can't receive messages right now.</Message></Response>"
@@ -133,14 +133,14 @@ fn eleven_people_make_ten_messages_and_nothing_is_sent_for_an_empty_text() {
     let out = forwards(
         &group,
         &text("+14155550000", "+14155550100", "hi", &[]),
-        STATUS,
+        Some(STATUS),
         "x",
     );
     assert_eq!(out.len(), MAX_MESSAGES);
     let empty = forwards(
         &group,
         &text("+14155550000", "+14155550100", "  ", &[]),
-        STATUS,
+        Some(STATUS),
         "x",
     );
     assert!(empty.is_empty());
@@ -157,7 +157,7 @@ fn a_long_text_with_a_label_is_cut_to_twilios_limit() {
     let out = forwards(
         &group,
         &text("+14155550001", "+14155550100", &long, &[]),
-        STATUS,
+        Some(STATUS),
         "x",
     );
     let body = xml(&out);

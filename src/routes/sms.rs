@@ -137,8 +137,8 @@ async fn from_store(
     let found = step.found;
     // A text bound to a relay session is the relay's: forwarded, applied once like any step.
     if let Some(relay) = &state.relay {
-        let status_url = state.relay_status_url();
-        let routed = crate::relay::route::route(relay, message, &status_url);
+        let status_url = state.relay_status_url(&webhook.headers);
+        let routed = crate::relay::route::route(relay, message, status_url.as_deref());
         let routed = match tokio::time::timeout_at(deadline.into(), routed).await {
             Ok(routed) => routed.map_err(|e| StoreError::Unavailable(e.to_string())),
             Err(_) => Err(StoreError::Timeout(state.config.store.timeout)),
