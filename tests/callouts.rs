@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::stand_in::{Answer, Recorded, StandIn};
 use common::{SECRET, TOKEN, inbound_pairs, message_text, post_signed, set_cookie, text};
-use common_spawn::{Server, TempDir, run_within};
+use common_spawn::{Server, TempDir, assert_flow_tests_passed, run_within};
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
@@ -285,6 +285,13 @@ impl Fixture {
     fn calls_to(&self, path: &str) -> Vec<Recorded> {
         self.service.requests_to(&format!("{BASE}{path}"))
     }
+
+    /// The requests from the `from`th on, but for the results hook's.
+    fn calls_since(&self, from: usize) -> Vec<Recorded> {
+        let mut calls = self.service.requests().split_off(from);
+        calls.retain(|r| !r.path().ends_with("/results"));
+        calls
+    }
 }
 
 /// One phone (ME) texting the Twilio number, keeping its cookie; MessageSids it chooses.
@@ -369,6 +376,23 @@ fn assert_call_headers(request: &Recorded, service: &StandIn, idempotency_key: &
     assert_signed(request, ENDPOINT_SECRET);
 }
 
+/// A hook's request: a signed POST to `target` with an idempotency key, its event about ME's
+/// text `sid` to TWILIO. Returns the event.
+#[track_caller]
+fn assert_hook(hook: &Recorded, target: &str, sid: &str) -> serde_json::Value {
+    assert_eq!(
+        (hook.method.as_str(), hook.target.as_str()),
+        ("POST", target)
+    );
+    assert!(!hook.header("idempotency-key").is_empty());
+    assert_signed(hook, ENDPOINT_SECRET);
+    let event = hook.json();
+    assert_eq!(event["from"], ME, "{event}");
+    assert_eq!(event["to"], TWILIO, "{event}");
+    assert_eq!(event["message_sid"], sid, "{event}");
+    event
+}
+
 // ---------------------------------------------------------------------- the request's shape
 
 #[tokio::test]
@@ -428,11 +452,7 @@ async fn two_calls_in_one_step_are_keyed_sid_then_sid_dot_node_and_the_first_fee
     let mut phone = fx.phone();
     let (reply, sid) = phone.says("TWO 50%&more=yes").await;
     assert_eq!(reply, "t/1 is held.");
-    let calls: Vec<Recorded> = fx.service.requests();
-    let calls: Vec<&Recorded> = calls
-        .iter()
-        .filter(|r| !r.path().ends_with("/results"))
-        .collect();
+    let calls = fx.calls_since(0);
     let [first, second] = calls.as_slice() else {
         panic!("two calls expected: {calls:#?}")
     };
@@ -513,11 +533,7 @@ async fn a_templated_value_cannot_leave_the_endpoint_through_the_path_or_the_que
     for value in hostile {
         let before = fx.service.requests().len();
         let (reply, _) = phone.says(&format!("SLOTS {value}")).await;
-        let calls = fx.service.requests();
-        let new: Vec<&Recorded> = calls[before..]
-            .iter()
-            .filter(|r| !r.path().ends_with("/results"))
-            .collect();
+        let new = fx.calls_since(before);
         // A value of dots alone may be refused before sending (it could only be a dot
         // segment); then the flow takes on_error. Any other value is sent, encoded.
         if new.is_empty() && value.chars().all(|c| c == '.') {
@@ -700,19 +716,12 @@ async fn the_results_hook_arrives_after_a_flow_ends_without_delaying_the_reply()
     assert!(took < Duration::from_secs(2), "the reply took {took:?}");
 
     let hook = fx.service.wait_for("/sms-hooks/results", HOOK_WAIT);
-    assert_eq!(hook.method, "POST");
-    assert_eq!(hook.target, "/sms-hooks/results");
     assert!(hook.header("content-type").starts_with("application/json"));
-    assert!(!hook.header("idempotency-key").is_empty());
-    assert_signed(&hook, ENDPOINT_SECRET);
-    let event = hook.json();
+    let event = assert_hook(&hook, "/sms-hooks/results", &sid);
     assert_eq!(event["event"], "flow.ended", "{event}");
     assert_eq!(event["flow"], "intake", "{event}");
     assert_eq!(event["outcome"], "completed", "{event}");
-    assert_eq!(event["from"], ME, "{event}");
-    assert_eq!(event["to"], TWILIO, "{event}");
     assert_eq!(event["variables"]["name"], "Ana", "{event}");
-    assert_eq!(event["message_sid"], sid.as_str(), "{event}");
     let ended = event["ended_at"].as_str().expect("ended_at");
     assert!(ended.parse::<jiff::Timestamp>().is_ok(), "{event}");
 }
@@ -726,17 +735,8 @@ async fn the_opt_out_hook_arrives_after_stop_and_the_waiting_flow_ends_opted_out
     assert!(!text(&reply).contains("<Message>"), "{}", text(&reply));
 
     let hook = fx.service.wait_for("/sms-hooks/opt-outs", HOOK_WAIT);
-    assert_eq!(
-        (hook.method.as_str(), hook.target.as_str()),
-        ("POST", "/sms-hooks/opt-outs")
-    );
-    assert!(!hook.header("idempotency-key").is_empty());
-    assert_signed(&hook, ENDPOINT_SECRET);
-    let event = hook.json();
+    let event = assert_hook(&hook, "/sms-hooks/opt-outs", &sid);
     assert_eq!(event["event"], "opt_out", "{event}");
-    assert_eq!(event["from"], ME, "{event}");
-    assert_eq!(event["to"], TWILIO, "{event}");
-    assert_eq!(event["message_sid"], sid.as_str(), "{event}");
     assert!(
         event["at"]
             .as_str()
@@ -917,15 +917,11 @@ fn flow_test_passes_the_clinic_flows_offline() {
     let file: toml::Table = toml::from_str(&file).expect("valid TOML");
     let tests = file["tests"].as_array().expect("[[tests]]");
     assert!(tests.len() >= 4, "{tests:?}");
-    for test in tests {
-        let ok = format!(
-            "ok      booking / {}",
-            test["name"].as_str().expect("a name")
-        );
-        assert!(out.lines().any(|l| l == ok), "{ok:?} not run:\n{out}");
-    }
-    let summary = format!("flow tests passed: {}, failed: 0", tests.len());
-    assert!(out.lines().any(|l| l == summary), "{summary:?} in\n{out}");
+    let names: Vec<String> = tests
+        .iter()
+        .map(|test| format!("booking / {}", test["name"].as_str().expect("a name")))
+        .collect();
+    assert_flow_tests_passed(&out, &names);
 }
 
 #[test]

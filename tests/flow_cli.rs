@@ -8,7 +8,7 @@ mod common_spawn;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common_spawn::{TempDir, run_within};
+use common_spawn::{TempDir, assert_flow_tests_passed, run_within};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -68,12 +68,7 @@ fn flow_test_runs_every_transcript_of_the_shipped_flows() {
     assert_eq!(run.status.code(), Some(0), "{out}\n{}", stderr(&run));
     let transcripts = shipped_transcripts();
     assert!(transcripts.len() >= 12, "{transcripts:?}");
-    for name in &transcripts {
-        let ok = format!("ok      {name}");
-        assert!(out.lines().any(|l| l == ok), "{ok:?} not run:\n{out}");
-    }
-    let summary = format!("flow tests passed: {}, failed: 0", transcripts.len());
-    assert!(out.lines().any(|l| l == summary), "{summary:?} in\n{out}");
+    assert_flow_tests_passed(&out, &transcripts);
 }
 
 /// The hand-off example: its transcripts pass offline (the `connect` is mocked), and with the

@@ -24,7 +24,7 @@ use sms_sessions::client::reply::{Message, Reply, parse_twiml};
 
 use common::redis_server::RedisServer;
 use common::{ACCOUNT_SID, SECRET, TOKEN, post_signed};
-use common_spawn::{Server, TempDir};
+use common_spawn::{Server, TempDir, address_in};
 
 const ADMIN_TOKEN: &str = "relay-admin-token-0123456789";
 const POOL: [&str; 3] = ["+14155550100", "+14155550101", "+14155550102"];
@@ -62,15 +62,11 @@ fn relay_env<'a>(store: &'a str, pool: &'a str, admin: &'a str) -> Vec<(&'a str,
     ]
 }
 
-/// `server.admin_listen` for a spawned server: a loopback port free now (as redis_server.rs
-/// picks its port); the server's own start-up line is still what says where it listens.
-///
-/// Not `127.0.0.1:0`: `common_spawn` sets `server.listen` to `127.0.0.1:0`, and the
-/// configuration refuses the two as "the same listener" although port 0 binds two different
-/// ports (pinned by `an_admin_listener_on_port_0_beside_the_webhooks_on_port_0_starts`).
+/// `server.admin_listen` for a spawned server: any free loopback port, bound by the server
+/// itself (no port picked here and released, which another test could take first); its
+/// start-up line says where it listens.
 fn admin_listen() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("bound").to_string()
+    "127.0.0.1:0".into()
 }
 
 impl Relay {
@@ -130,20 +126,28 @@ impl Relay {
         answer.json
     }
 
+    /// A session of the buyer and the seller, the pool choosing their numbers.
+    async fn buyer_and_seller(&self) -> Value {
+        self.create(json!([{"address": BUYER}, {"address": SELLER}]))
+            .await
+    }
+
+    /// `GET /v1/relay/sessions/{id}`.
+    async fn session(&self, id: &str) -> Api {
+        self.api("GET", &format!("/v1/relay/sessions/{id}"), None)
+            .await
+    }
+
+    /// `DELETE /v1/relay/sessions/{id}`.
+    async fn close(&self, id: &str) -> Api {
+        self.api("DELETE", &format!("/v1/relay/sessions/{id}"), None)
+            .await
+    }
+
     /// A text to this server's `/sms`.
     async fn text(&self, from: &str, to: &str, body: &str) -> Texted {
         send_text(&self.sms(), &Text::new(from, to, body)).await
     }
-}
-
-/// `address=127.0.0.1:PORT` in a text log line.
-fn address_in(line: &str) -> Option<SocketAddr> {
-    let start = line.find("127.0.0.1:")?;
-    let rest = &line[start..];
-    let end = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
 }
 
 /// An admin API answer.
@@ -266,6 +270,13 @@ impl Texted {
     /// The messages back to the sender (no `to` attribute).
     fn to_sender(&self) -> Vec<&Message> {
         self.messages.iter().filter(|m| m.to.is_none()).collect()
+    }
+
+    /// One message, `text`, back to the sender: nothing forwarded to anyone.
+    fn assert_notice(&self, text: &str) {
+        assert_eq!(self.messages.len(), 1, "{}", self.body);
+        assert_eq!(self.to_sender().len(), 1, "to the sender: {}", self.body);
+        assert_eq!(self.messages[0].text, text);
     }
 }
 
@@ -400,9 +411,7 @@ async fn a_buyer_and_a_seller_text_through_their_proxies_and_a_stranger_gets_not
     }
 
     // The session is still the one it was, touched by the texts.
-    let got = relay
-        .api("GET", &format!("/v1/relay/sessions/{id}"), None)
-        .await;
+    let got = relay.session(&id).await;
     assert_eq!(got.status, 200);
     assert_eq!(got.json["state"], "open");
     assert_eq!(got.json["participants"], session["participants"]);
@@ -414,9 +423,7 @@ async fn a_stranger_gets_relay_unknown_reply_when_it_is_set() {
         &POOL[..1],
         "[relay]\nunknown_reply = \"This number only relays texts.\"\n",
     );
-    relay
-        .create(json!([{"address": BUYER}, {"address": SELLER}]))
-        .await;
+    relay.buyer_and_seller().await;
     let stranger = relay.text(STRANGER, POOL[0], "hello?").await;
     assert_eq!(stranger.messages.len(), 1, "{}", stranger.body);
     assert_eq!(stranger.to_sender().len(), 1, "to the stranger only");
@@ -498,9 +505,7 @@ async fn three_people_see_who_spoke_and_the_sender_gets_nothing() {
 #[tokio::test]
 async fn stop_is_not_forwarded_and_the_other_is_told_until_start() {
     let relay = Relay::start(&POOL);
-    let session = relay
-        .create(json!([{"address": BUYER}, {"address": SELLER}]))
-        .await;
+    let session = relay.buyer_and_seller().await;
     let id = id_of(&session);
     let (buyer_proxy, seller_proxy) = (proxy_of(&session, BUYER), proxy_of(&session, SELLER));
 
@@ -509,21 +514,14 @@ async fn stop_is_not_forwarded_and_the_other_is_told_until_start() {
         stop.body, EMPTY,
         "STOP is answered by Twilio, never forwarded"
     );
-    let got = relay
-        .api("GET", &format!("/v1/relay/sessions/{id}"), None)
-        .await;
+    let got = relay.session(&id).await;
     let seller = &got.json["participants"][1];
     assert_eq!(seller["address"], SELLER);
     assert_eq!(seller["opted_out"], true, "{}", got.json);
 
     let told = relay.text(BUYER, &buyer_proxy, "Are you there?").await;
-    assert_eq!(told.messages.len(), 1, "{}", told.body);
-    assert_eq!(told.to_sender().len(), 1, "the notice goes to the buyer");
-    assert_eq!(told.messages[0].text, UNAVAILABLE);
-    assert!(
-        told.to(SELLER).is_empty(),
-        "nothing to an opted-out participant"
-    );
+    // The notice goes to the buyer; nothing to an opted-out participant.
+    told.assert_notice(UNAVAILABLE);
 
     // OptOutType=STOP (Advanced Opt-Out's own keywords) is an opt-out too, whatever the body.
     let text = Text {
@@ -531,9 +529,7 @@ async fn stop_is_not_forwarded_and_the_other_is_told_until_start() {
         ..Text::new(BUYER, &buyer_proxy, "leave me alone")
     };
     assert_eq!(send_text(&relay.sms(), &text).await.body, EMPTY);
-    let both_out = relay
-        .api("GET", &format!("/v1/relay/sessions/{id}"), None)
-        .await;
+    let both_out = relay.session(&id).await;
     assert_eq!(both_out.json["participants"][0]["opted_out"], true);
 
     // START clears each one's flag: texts flow both ways again.
@@ -548,9 +544,7 @@ async fn stop_is_not_forwarded_and_the_other_is_told_until_start() {
     let back = relay.text(BUYER, &buyer_proxy, "Welcome back").await;
     assert_eq!(back.messages.len(), 1, "{}", back.body);
     assert_forward(&back, SELLER, &seller_proxy, "Welcome back", &[]);
-    let got = relay
-        .api("GET", &format!("/v1/relay/sessions/{id}"), None)
-        .await;
+    let got = relay.session(&id).await;
     for participant in got.json["participants"].as_array().expect("participants") {
         assert_eq!(participant["opted_out"], false, "{}", got.json);
     }
@@ -561,9 +555,7 @@ async fn yes_after_stop_clears_the_opt_out_as_twilio_does() {
     // Twilio re-subscribes a number on START, YES or UNSTOP (research/relay.md §7: "START/UNSTOP/
     // YES (or OptOutType=START) clear the flag"); route.rs `is_opt_in` knows only START and UNSTOP.
     let relay = Relay::start(&POOL);
-    let session = relay
-        .create(json!([{"address": BUYER}, {"address": SELLER}]))
-        .await;
+    let session = relay.buyer_and_seller().await;
     let (buyer_proxy, seller_proxy) = (proxy_of(&session, BUYER), proxy_of(&session, SELLER));
     assert_eq!(relay.text(SELLER, &seller_proxy, "STOP").await.body, EMPTY);
     relay.text(SELLER, &seller_proxy, "YES").await;
@@ -577,9 +569,7 @@ async fn yes_after_stop_clears_the_opt_out_as_twilio_does() {
 #[tokio::test]
 async fn a_21610_status_callback_marks_the_recipient_opted_out() {
     let relay = Relay::start(&POOL);
-    let session = relay
-        .create(json!([{"address": BUYER}, {"address": SELLER}]))
-        .await;
+    let session = relay.buyer_and_seller().await;
     let id = id_of(&session);
     let (buyer_proxy, seller_proxy) = (proxy_of(&session, BUYER), proxy_of(&session, SELLER));
 
@@ -620,9 +610,7 @@ async fn a_21610_status_callback_marks_the_recipient_opted_out() {
         "{}",
         String::from_utf8_lossy(&reported.body)
     );
-    let got = relay
-        .api("GET", &format!("/v1/relay/sessions/{id}"), None)
-        .await;
+    let got = relay.session(&id).await;
     assert_eq!(got.json["participants"][1]["address"], SELLER);
     assert_eq!(
         got.json["participants"][1]["opted_out"], true,
@@ -636,10 +624,7 @@ async fn a_21610_status_callback_marks_the_recipient_opted_out() {
     );
 
     let told = relay.text(BUYER, &buyer_proxy, "Hello??").await;
-    assert_eq!(told.messages.len(), 1, "{}", told.body);
-    assert_eq!(told.to_sender().len(), 1);
-    assert_eq!(told.messages[0].text, UNAVAILABLE);
-    assert!(told.to(SELLER).is_empty(), "{}", told.body);
+    told.assert_notice(UNAVAILABLE);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -665,23 +650,19 @@ async fn a_session_closed_by_the_api_answers_its_participants_and_frees_its_numb
         .await;
     assert_eq!(taken.status, 409, "{}", taken.json);
 
-    let closed = relay
-        .api("DELETE", &format!("/v1/relay/sessions/{id}"), None)
-        .await;
+    let closed = relay.close(&id).await;
     assert_eq!(closed.status, 200, "{}", closed.json);
     assert_eq!(closed.json["state"], "closed");
     assert_eq!(closed.json["closed_reason"], "closed");
 
-    for (from, to) in [(BUYER, SELLER), (SELLER, BUYER)] {
-        let ended = relay.text(from, proxy, "anyone?").await;
-        assert_eq!(ended.messages.len(), 1, "{}", ended.body);
-        assert_eq!(ended.to_sender().len(), 1);
-        assert_eq!(ended.messages[0].text, CLOSED);
-        assert!(ended.to(to).is_empty(), "not forwarded: {}", ended.body);
+    // Told it has ended; not forwarded.
+    for from in [BUYER, SELLER] {
+        relay
+            .text(from, proxy, "anyone?")
+            .await
+            .assert_notice(CLOSED);
     }
-    let again = relay
-        .api("DELETE", &format!("/v1/relay/sessions/{id}"), None)
-        .await;
+    let again = relay.close(&id).await;
     assert_eq!(again.status, 200, "closing is idempotent: {}", again.json);
     assert_eq!(again.json["closed_reason"], "closed");
 
@@ -712,17 +693,11 @@ async fn a_session_past_its_ttl_answers_as_closed_and_frees_its_numbers() {
     tokio::time::sleep(Duration::from_millis(1_200)).await;
 
     let ended = relay.text(BUYER, POOL[0], "too late?").await;
-    assert_eq!(ended.messages.len(), 1, "{}", ended.body);
-    assert_eq!(ended.to_sender()[0].text, CLOSED);
-    assert!(ended.to(SELLER).is_empty(), "{}", ended.body);
-    let got = relay
-        .api("GET", &format!("/v1/relay/sessions/{id}"), None)
-        .await;
+    ended.assert_notice(CLOSED);
+    let got = relay.session(&id).await;
     assert_eq!(got.json["state"], "closed", "{}", got.json);
     assert_eq!(got.json["closed_reason"], "ttl", "{}", got.json);
-    relay
-        .create(json!([{"address": BUYER}, {"address": SELLER}]))
-        .await;
+    relay.buyer_and_seller().await;
 }
 
 #[tokio::test]
@@ -747,9 +722,7 @@ async fn whatsapp_and_sms_participants_each_keep_their_channel() {
 #[tokio::test]
 async fn texts_past_the_per_session_limit_are_not_forwarded() {
     let relay = Relay::start_with_toml(&POOL[..1], "[relay]\nper_session_per_minute = 2\n");
-    relay
-        .create(json!([{"address": BUYER}, {"address": SELLER}]))
-        .await;
+    relay.buyer_and_seller().await;
     for body in ["one", "two"] {
         let sent = relay.text(BUYER, POOL[0], body).await;
         assert_forward(&sent, SELLER, POOL[0], body, &[]);
@@ -818,9 +791,7 @@ async fn the_admin_api_wants_its_token_lives_only_on_its_listener_and_answers_40
     assert_eq!(invalid.json["field"], "participants[1].address");
 
     // One number: the buyer's binding to it is taken, so no second session can include them.
-    relay
-        .create(json!([{"address": BUYER}, {"address": SELLER}]))
-        .await;
+    relay.buyer_and_seller().await;
     for participants in [
         json!([{"address": BUYER}, {"address": STRANGER}]),
         json!([{"address": STRANGER}, {"address": SELLER, "proxy": POOL[0]}]),
@@ -1126,13 +1097,7 @@ async fn two_replicas_race_for_the_last_number_and_exactly_one_wins_then_relay_f
 
     // Closed on one replica: the other answers as closed, and the number is free for both.
     let (first, second, session, _) = &won[0];
-    let closed = a
-        .api(
-            "DELETE",
-            &format!("/v1/relay/sessions/{}", id_of(session)),
-            None,
-        )
-        .await;
+    let closed = a.close(&id_of(session)).await;
     assert_eq!(closed.status, 200);
     let ended = b.text(first, POOL[0], "hello?").await;
     assert_eq!(ended.to_sender()[0].text, CLOSED);

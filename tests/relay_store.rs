@@ -763,27 +763,8 @@ async fn redis_race_between_two_replicas() {
 
 /// Every key name in the database (SCAN), with its PTTL.
 async fn keys_and_ttls(url: &str) -> Vec<(String, i64)> {
-    let client = redis::Client::open(url).expect("url");
-    let mut connection = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
-    let mut names: Vec<String> = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut connection)
-            .await
-            .expect("SCAN");
-        names.extend(batch);
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
-    }
+    let mut connection = redis_server::connection(url).await;
+    let names = redis_server::key_names(&mut connection).await;
     let mut all = Vec::new();
     for name in names {
         let pttl: i64 = redis::cmd("PTTL")
@@ -851,11 +832,7 @@ async fn redis_keys_hold_no_number_and_expire_a_week_after_the_end() {
     );
     assert!(names.contains("ttl:relay:ids") && names.contains("ttl:relay:live"));
     assert!(mine.iter().all(|(_, pttl)| *pttl > week));
-    let client = redis::Client::open(server.url()).expect("url");
-    let mut connection = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut connection = redis_server::connection(&server.url()).await;
     let mut score = async |id: &str| -> Option<f64> {
         redis::cmd("ZSCORE")
             .arg("ttl:relay:live")

@@ -11,7 +11,7 @@ mod store_suite;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::redis_server::RedisServer;
+use common::redis_server::{self, RedisServer};
 use sms_sessions::session::{Pair, SessionSecret};
 use sms_sessions::store::{
     Backend, Begin, Commit, ConvKey, Limits, RedisStore, Started, Store, StoreConfig, StoreError,
@@ -79,27 +79,8 @@ const PAIRS: [(&str, &str); 3] = [
 
 /// Every key in the database, with its value's bytes (a hash's field values joined).
 async fn dump(url: &str) -> Vec<(String, Vec<u8>)> {
-    let client = redis::Client::open(url).expect("url");
-    let mut connection = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
-    let mut names: Vec<String> = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut connection)
-            .await
-            .expect("SCAN");
-        names.extend(batch);
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
-    }
+    let mut connection = redis_server::connection(url).await;
+    let names = redis_server::key_names(&mut connection).await;
     let mut all = Vec::new();
     for name in names {
         let kind: String = redis::cmd("TYPE")

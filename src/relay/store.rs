@@ -176,6 +176,10 @@ impl RelayKeys {
 /// participants are told it ended rather than that they text an unknown number.
 pub const GRACE_MS: u64 = 7 * 24 * 3600 * 1000;
 
+/// How often (in the callers' time) the memory and SQLite backends sweep the records past
+/// their grace (Redis expires its keys by itself).
+const SWEEP_EVERY_MS: u64 = 60_000;
+
 /// Which pool number each participant gets, given which (number, address) bindings are free:
 /// the caller's proxy if it is free, else the first pool number of the address's channel that
 /// is not the address itself and whose binding is free. Pure: the backends pass `is_free`
@@ -365,6 +369,33 @@ fn corrupt(what: &str) -> RelayError {
     RelayError::Unavailable(format!("a relay session record is unreadable ({what})"))
 }
 
+/// A session record as the SQLite and Redis backends store it: its JSON.
+fn to_json(session: &RelaySession) -> Result<String, RelayError> {
+    serde_json::to_string(session).map_err(|e| RelayError::Unavailable(e.to_string()))
+}
+
+/// A stored record read back; `what` names where it was kept if it does not parse.
+fn from_json(body: &str, what: &str) -> Result<RelaySession, RelayError> {
+    serde_json::from_str(body).map_err(|_| corrupt(what))
+}
+
+/// `list`'s visitor, for a backend that visits sessions in id order: keeps in `page` those in
+/// `filter`, and answers whether to go on (until `page` holds `limit`; a `limit` of 0 is the
+/// caller's to answer without a scan).
+fn keep_page<'a>(
+    filter: &'a Filter,
+    limit: usize,
+    now_ms: u64,
+    page: &'a mut Vec<RelaySession>,
+) -> impl FnMut(RelaySession) -> bool + 'a {
+    move |session| {
+        if matches(filter, &session, now_ms) {
+            page.push(session);
+        }
+        page.len() < limit
+    }
+}
+
 /// The relay store `session.store` names.
 pub enum AnyRelay {
     Memory(Box<MemoryRelay>),
@@ -471,14 +502,25 @@ impl RelayBackend for AnyRelay {
     }
 }
 
+/// What the backends' unit tests share.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::relay::model::NewParticipant;
+mod testing {
+    use super::RelayKeys;
+    use crate::relay::model::{NewParticipant, NewSession};
 
-    const T0: u64 = 1_700_000_000_000;
+    pub const T0: u64 = 1_700_000_000_000;
 
-    fn asked(participants: &[(&str, Option<&str>)]) -> NewSession {
+    pub fn keys() -> RelayKeys {
+        RelayKeys::new(b"a-test-relay-secret-0123456789abcdef")
+    }
+
+    /// A pool of two numbers.
+    pub fn pool() -> Vec<String> {
+        vec!["+15550000001".into(), "+15550000002".into()]
+    }
+
+    /// A 60 s session of `participants` (address, and the proxy asked for if any).
+    pub fn asked(participants: &[(&str, Option<&str>)]) -> NewSession {
         NewSession {
             participants: participants
                 .iter()
@@ -493,6 +535,19 @@ mod tests {
             handoff_from: None,
         }
     }
+
+    /// A 60 s session of `addresses`, the pool choosing every proxy.
+    pub fn new(addresses: &[&str]) -> NewSession {
+        let participants: Vec<(&str, Option<&str>)> =
+            addresses.iter().map(|a| (*a, None)).collect();
+        asked(&participants)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{T0, asked};
+    use super::*;
 
     fn pool(numbers: &[&str]) -> Vec<String> {
         numbers.iter().map(|n| (*n).to_owned()).collect()

@@ -59,24 +59,7 @@ impl RedisStore {
     /// failure, not the address's credentials.
     pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
         keys::check_prefix(prefix).map_err(StoreError::Unavailable)?;
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Unavailable(format!("not a usable Redis URL: {e}")))?;
-        if url.starts_with("rediss://") {
-            choose_tls_provider();
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            // Reconnect attempts come quickly and give up soon: a call never waits for them
-            // longer than `timeout` anyway, and the next call starts a new round.
-            .set_min_delay(Duration::from_millis(25))
-            .set_max_delay(Duration::from_millis(250))
-            .set_number_of_retries(2);
-        let connect = async {
-            let mut connection = ConnectionManager::new_with_config(client, config).await?;
-            let () = redis::cmd("PING").query_async(&mut connection).await?;
-            Ok(connection)
-        };
+        let connect = connection(url, timeout).map_err(StoreError::Unavailable)?;
         Ok(Self {
             connection: within(timeout, connect).await?,
             prefix: prefix.to_owned(),
@@ -93,6 +76,33 @@ impl RedisStore {
     async fn call<T>(&self, call: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
         within(self.timeout, call).await
     }
+}
+
+/// The connection to `url` (the conversation store's and the relay's): a [`ConnectionManager`]
+/// whose connection attempts and replies are bounded by `timeout`, once Redis has answered
+/// PING. The URL is checked at once (the error never holds it: it may carry a password); the
+/// future connects, unbounded: the caller bounds it.
+pub(crate) fn connection(
+    url: &str,
+    timeout: Duration,
+) -> Result<impl Future<Output = RedisResult<ConnectionManager>> + use<>, String> {
+    let client = redis::Client::open(url).map_err(|e| format!("not a usable Redis URL: {e}"))?;
+    if url.starts_with("rediss://") {
+        choose_tls_provider();
+    }
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        // Reconnect attempts come quickly and give up soon: a call never waits for them
+        // longer than `timeout` anyway, and the next call starts a new round.
+        .set_min_delay(Duration::from_millis(25))
+        .set_max_delay(Duration::from_millis(250))
+        .set_number_of_retries(2);
+    Ok(async move {
+        let mut connection = ConnectionManager::new_with_config(client, config).await?;
+        let () = redis::cmd("PING").query_async(&mut connection).await?;
+        Ok(connection)
+    })
 }
 
 /// Installs ring as rustls' crypto provider for this process, unless one is installed already:

@@ -309,35 +309,40 @@ impl Backend for SqliteStore {
     }
 }
 
+/// A scratch directory for a database file, removed on drop (the unit tests of this store and
+/// of the relay's, which shares its file).
+#[cfg(test)]
+pub(crate) struct Scratch(pub PathBuf);
+
+#[cfg(test)]
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "sms-sessions-sqlite-{name}-{}-{:x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&path).expect("create the scratch directory");
+        Self(path)
+    }
+
+    /// `state.db` in the directory.
+    pub fn db(&self) -> PathBuf {
+        self.0.join("state.db")
+    }
+}
+
+#[cfg(test)]
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    /// A scratch directory, removed on drop.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(name: &str) -> Self {
-            let path = std::env::temp_dir().join(format!(
-                "sms-sessions-sqlite-{name}-{}-{:x}",
-                std::process::id(),
-                rand::random::<u64>()
-            ));
-            std::fs::create_dir_all(&path).expect("create the scratch directory");
-            Self(path)
-        }
-
-        fn db(&self) -> PathBuf {
-            self.0.join("state.db")
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     const LIMITS: Limits = Limits {
         ttl: Duration::from_secs(3600),

@@ -220,3 +220,33 @@ fn scratch_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).expect("create the redis-server scratch directory");
     dir
 }
+
+/// A client connection to the server at `url` (the tests' own look at the keyspace).
+pub async fn connection(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect")
+}
+
+/// Every key name in the database (SCAN).
+pub async fn key_names(connection: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(connection)
+            .await
+            .expect("SCAN");
+        names.extend(batch);
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    names
+}

@@ -216,7 +216,7 @@ fn capture(child: &mut Child) -> (Receiver<String>, JoinHandle<String>) {
 }
 
 /// `address=127.0.0.1:PORT` (text logs) or `"address":"127.0.0.1:PORT"` (JSON logs).
-fn address_in(line: &str) -> Option<SocketAddr> {
+pub fn address_in(line: &str) -> Option<SocketAddr> {
     let start = line.find("127.0.0.1:")?;
     let rest = &line[start..];
     let end = rest
@@ -331,4 +331,16 @@ pub fn log_line(server: &mut Server, message: &str) -> serde_json::Value {
             .is_some_and(|m| m.starts_with(message));
         wanted.then_some(parsed)
     })
+}
+
+/// `flow test` printed `ok      NAME` for each of `names` (`FLOW / TEST`) and that all of them
+/// passed.
+#[track_caller]
+pub fn assert_flow_tests_passed(out: &str, names: &[String]) {
+    for name in names {
+        let ok = format!("ok      {name}");
+        assert!(out.lines().any(|l| l == ok), "{ok:?} not run:\n{out}");
+    }
+    let summary = format!("flow tests passed: {}, failed: 0", names.len());
+    assert!(out.lines().any(|l| l == summary), "{summary:?} in\n{out}");
 }

@@ -677,12 +677,8 @@ impl<'a> Run<'a> {
                     detail = failure.detail,
                     "a hand-off failed; the flow goes on at its on_error"
                 );
-                self.turn.call_errors.push(CallError {
-                    node: name.to_owned(),
-                    endpoint: format!("relay:{}", connect.agent),
-                    reason: failure.reason,
-                    detail: failure.detail,
-                });
+                let endpoint = format!("relay:{}", connect.agent);
+                self.call_failed(name, endpoint, failure.reason, failure.detail);
                 Ok(connect.on_error.as_deref())
             }
         }
@@ -722,15 +718,20 @@ impl<'a> Run<'a> {
                     detail,
                     "a call-out failed; the flow goes on at its on_error"
                 );
-                self.turn.call_errors.push(CallError {
-                    node: name.to_owned(),
-                    endpoint: call.endpoint.clone(),
-                    reason,
-                    detail,
-                });
+                self.call_failed(name, call.endpoint.clone(), reason, detail);
                 Ok(call.on_error.as_deref())
             }
         }
+    }
+
+    /// Records in the turn that node `name`'s call-out (or hand-off) to `endpoint` failed.
+    fn call_failed(&mut self, name: &str, endpoint: String, reason: &'static str, detail: String) {
+        self.turn.call_errors.push(CallError {
+            node: name.to_owned(),
+            endpoint,
+            reason,
+            detail,
+        });
     }
 
     /// The request of `call`, rendered; `Ok(Err(why))` when a value cannot go into the path.

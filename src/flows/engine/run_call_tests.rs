@@ -113,12 +113,29 @@ impl Calls for Service {
     }
 }
 
-fn clinic() -> FlowSet<Compiled> {
+/// The flow of `text`, loaded as `file`.
+fn load(file: &str, text: String) -> FlowSet<Compiled> {
     let source = SourceFile {
-        file: "clinic.toml".into(),
-        text: CLINIC.into(),
+        file: file.into(),
+        text,
     };
     build(&[source], &LoadOptions::default(), &Compiled).expect("the flow loads")
+}
+
+fn clinic() -> FlowSet<Compiled> {
+    load("clinic.toml", CLINIC.into())
+}
+
+/// `text` from the texter to the Twilio number as message `sid`, at a fixed time.
+fn inbound<'a>(text: &'a str, sid: &'a str) -> Inbound<'a> {
+    Inbound {
+        text,
+        from: "+14155550199",
+        to: "+14155550100",
+        opt_out_type: None,
+        message_sid: sid,
+        now: "2026-01-05T15:00:00Z".parse().unwrap(),
+    }
 }
 
 /// One texter's conversation, its call-outs answered by `service`.
@@ -144,18 +161,10 @@ impl<'s> Chat<'s> {
     fn send(&mut self, text: &str) -> Turn {
         self.sent += 1;
         let sid = format!("SM{}", self.sent);
-        let inbound = Inbound {
-            text,
-            from: "+14155550199",
-            to: "+14155550100",
-            opt_out_type: None,
-            message_sid: &sid,
-            now: "2026-01-05T15:00:00Z".parse().unwrap(),
-        };
         step(
             self.set,
             &self.settings,
-            &inbound,
+            &inbound(text, &sid),
             &mut self.state,
             self.service,
         )
@@ -294,11 +303,7 @@ fn set_with(extra: &str) -> FlowSet<Compiled> {
     let text = format!(
         "spec = 1\nname = \"t\"\nstart = \"a\"\n[[triggers]]\nkeywords = [\"go\"]\n{extra}"
     );
-    let source = SourceFile {
-        file: "t.toml".into(),
-        text,
-    };
-    build(&[source], &LoadOptions::default(), &Compiled).expect("the flow loads")
+    load("t.toml", text)
 }
 
 #[test]
@@ -485,29 +490,34 @@ text = "Everyone is busy; call (555) 010-0100."
 "#;
 
 fn step_with(set: &FlowSet<Compiled>, state: &mut SessionData, text: &str, desk: &Desk) -> Turn {
-    let inbound = Inbound {
-        text,
-        from: "+14155550199",
-        to: "+14155550100",
-        opt_out_type: None,
-        message_sid: "SM9",
-        now: "2026-01-05T15:00:00Z".parse().unwrap(),
-    };
-    step(set, &Settings::default(), &inbound, state, desk)
-        .now_or_never()
-        .expect("answers at once")
+    step(
+        set,
+        &Settings::default(),
+        &inbound(text, "SM9"),
+        state,
+        desk,
+    )
+    .now_or_never()
+    .expect("answers at once")
 }
 
-#[test]
-fn a_connect_greets_both_sides_and_ends_the_flow() {
+/// The INTAKE flow to its `connect`, against a desk that can (`open`) or cannot hand off:
+/// `go`, then `a rash`. The second turn, the texter's state after it, and the desk.
+fn to_the_hand_off(open: bool) -> (Turn, SessionData, Desk) {
     let set = set_with(INTAKE);
     let desk = Desk {
-        open: true,
+        open,
         asked: Mutex::default(),
     };
     let mut state = SessionData::default();
     step_with(&set, &mut state, "go", &desk);
     let turn = step_with(&set, &mut state, "a rash", &desk);
+    (turn, state, desk)
+}
+
+#[test]
+fn a_connect_greets_both_sides_and_ends_the_flow() {
+    let (turn, state, desk) = to_the_hand_off(true);
     assert_eq!(turn.body(), "Connecting you to the nurse on call.");
     assert_eq!(
         turn.outbound,
@@ -528,31 +538,19 @@ fn a_connect_greets_both_sides_and_ends_the_flow() {
 
 #[test]
 fn a_connect_that_cannot_open_goes_to_on_error() {
-    let set = set_with(INTAKE);
-    let desk = Desk {
-        open: false,
-        asked: Mutex::default(),
-    };
-    let mut state = SessionData::default();
-    step_with(&set, &mut state, "go", &desk);
-    let turn = step_with(&set, &mut state, "a rash", &desk);
+    let (turn, _, _) = to_the_hand_off(false);
     assert_eq!(turn.body(), "Everyone is busy; call (555) 010-0100.");
     assert!(turn.outbound.is_empty());
     assert_eq!(turn.call_errors[0].reason, "pool");
     // Without a relay at all (the default of Calls), the same.
+    let set = set_with(INTAKE);
     let mut state = SessionData::default();
-    step_offline(&set, &Settings::default(), &inbound_go("go"), &mut state);
-    let turn = step_offline(&set, &Settings::default(), &inbound_go("x"), &mut state);
+    step_offline(
+        &set,
+        &Settings::default(),
+        &inbound("go", "SM9"),
+        &mut state,
+    );
+    let turn = step_offline(&set, &Settings::default(), &inbound("x", "SM9"), &mut state);
     assert_eq!(turn.call_errors[0].reason, "no_relay");
-}
-
-fn inbound_go(text: &str) -> Inbound<'_> {
-    Inbound {
-        text,
-        from: "+14155550199",
-        to: "+14155550100",
-        opt_out_type: None,
-        message_sid: "SM9",
-        now: "2026-01-05T15:00:00Z".parse().unwrap(),
-    }
 }

@@ -9,13 +9,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    Filter, GRACE_MS, PoolEntry, RelayBackend, RelayError, RelayKeys, allocate, close_session,
-    count_pool, empty_pool, matches, new_id, open_session, opt_out, record_end, touch_session,
+    Filter, GRACE_MS, PoolEntry, RelayBackend, RelayError, RelayKeys, SWEEP_EVERY_MS, allocate,
+    close_session, count_pool, empty_pool, matches, new_id, open_session, opt_out, record_end,
+    touch_session,
 };
 use crate::relay::model::{NewSession, RelaySession};
-
-/// How often (in the callers' time) the records past their grace are swept.
-const SWEEP_EVERY_MS: u64 = 60_000;
 
 /// Relay sessions in memory; see the [module docs](self).
 #[derive(Debug)]
@@ -229,33 +227,12 @@ impl RelayBackend for MemoryRelay {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{T0, keys, new, pool};
     use super::*;
-    use crate::relay::model::{NewParticipant, State};
-
-    const T0: u64 = 1_700_000_000_000;
+    use crate::relay::model::State;
 
     fn relay() -> MemoryRelay {
-        MemoryRelay::new(RelayKeys::new(b"a-test-relay-secret-0123456789abcdef"))
-    }
-
-    fn pool() -> Vec<String> {
-        vec!["+15550000001".into(), "+15550000002".into()]
-    }
-
-    fn new(addresses: &[&str], ttl_secs: u64) -> NewSession {
-        NewSession {
-            participants: addresses
-                .iter()
-                .map(|a| NewParticipant {
-                    address: (*a).into(),
-                    label: None,
-                    proxy: None,
-                })
-                .collect(),
-            ttl_secs,
-            expires_at_ms: None,
-            handoff_from: None,
-        }
+        MemoryRelay::new(keys())
     }
 
     #[tokio::test]
@@ -263,14 +240,14 @@ mod tests {
         let relay = relay();
         let pool = pool();
         relay
-            .create(new(&["+1A", "+1B"], 60), &pool, T0)
+            .create(new(&["+1A", "+1B"]), &pool, T0)
             .await
             .expect("first");
         relay
-            .create(new(&["+1A", "+1C"], 60), &pool, T0)
+            .create(new(&["+1A", "+1C"]), &pool, T0)
             .await
             .expect("second");
-        let refused = relay.create(new(&["+1D", "+1A"], 60), &pool, T0).await;
+        let refused = relay.create(new(&["+1D", "+1A"]), &pool, T0).await;
         assert_eq!(refused, Err(RelayError::PoolExhausted(1)));
         assert_eq!(relay.lookup("+15550000001", "+1D").await, Ok(None));
         let inner = relay.lock();
@@ -283,7 +260,7 @@ mod tests {
         let relay = relay();
         let pool = pool();
         let old = relay
-            .create(new(&["+1A", "+1B"], 60), &pool, T0)
+            .create(new(&["+1A", "+1B"]), &pool, T0)
             .await
             .expect("create");
         let closed = relay
@@ -294,13 +271,13 @@ mod tests {
         // Just before the grace runs out it is still there (and a sweep runs).
         let later = T0 + 1_000 + GRACE_MS - 1;
         relay
-            .create(new(&["+1C", "+1D"], 60), &pool, later)
+            .create(new(&["+1C", "+1D"]), &pool, later)
             .await
             .expect("create");
         assert!(relay.get(&old.id).await.expect("get").is_some());
         let after = later + SWEEP_EVERY_MS;
         relay
-            .create(new(&["+1E", "+1F"], 60), &pool, after)
+            .create(new(&["+1E", "+1F"]), &pool, after)
             .await
             .expect("create");
         assert_eq!(relay.get(&old.id).await, Ok(None));
@@ -314,7 +291,7 @@ mod tests {
     async fn touch_moves_the_record_end_and_never_revives() {
         let relay = relay();
         let s = relay
-            .create(new(&["+1A", "+1B"], 60), &pool(), T0)
+            .create(new(&["+1A", "+1B"]), &pool(), T0)
             .await
             .expect("create");
         relay.touch(&s.id, T0 + 30_000).await.expect("touch");

@@ -32,13 +32,13 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{RedisResult, Script};
 
 use super::{
     Filter, GRACE_MS, PoolEntry, RelayBackend, RelayError, RelayKeys, allocate, candidates,
-    close_session, corrupt, count_pool, empty_pool, matches, new_id, open_session, opt_out,
-    record_end, touch_session,
+    close_session, count_pool, empty_pool, from_json, keep_page, new_id, open_session, opt_out,
+    record_end, to_json, touch_session,
 };
 use crate::relay::model::{NewSession, RelaySession};
 
@@ -184,11 +184,7 @@ fn px(end_ms: u64, now_ms: u64) -> u64 {
 }
 
 fn parse(body: &str) -> Result<RelaySession, RelayError> {
-    serde_json::from_str(body).map_err(|_| corrupt("a relay:s key"))
-}
-
-fn json(session: &RelaySession) -> Result<String, RelayError> {
-    serde_json::to_string(session).map_err(|e| RelayError::Unavailable(e.to_string()))
+    from_json(body, "a relay:s key")
 }
 
 /// What a script answered: `ok`, or `changed` (start over).
@@ -215,24 +211,7 @@ impl RedisRelay {
         prefix: &str,
         timeout: Duration,
     ) -> Result<Self, String> {
-        let client =
-            redis::Client::open(url).map_err(|e| format!("not a usable Redis URL: {e}"))?;
-        if url.starts_with("rediss://") {
-            // redis-rs builds TLS from rustls' process default, which must be chosen (an
-            // error: one is installed already, and stays).
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_min_delay(Duration::from_millis(25))
-            .set_max_delay(Duration::from_millis(250))
-            .set_number_of_retries(2);
-        let connect = async {
-            let mut connection = ConnectionManager::new_with_config(client, config).await?;
-            let () = redis::cmd("PING").query_async(&mut connection).await?;
-            Ok(connection)
-        };
+        let connect = crate::store::redis::connection(url, timeout)?;
         let connection = within(timeout, connect).await.map_err(|e| e.to_string())?;
         Ok(Self {
             connection,
@@ -398,7 +377,7 @@ impl RedisRelay {
             .key(self.names.live())
             .arg(now_ms)
             .arg(&session.id)
-            .arg(json(&session)?)
+            .arg(to_json(&session)?)
             .arg(px(record_end(&session, None), now_ms))
             .arg(session.ends_at_ms());
         for p in &session.participants {
@@ -454,7 +433,7 @@ impl RedisRelay {
             }
             invocation
                 .arg(&body)
-                .arg(json(&session)?)
+                .arg(to_json(&session)?)
                 .arg(px.map_or_else(String::new, |px| px.to_string()))
                 .arg(id)
                 .arg(session.participants.len())
@@ -523,13 +502,8 @@ impl RelayBackend for RedisRelay {
         if limit == 0 {
             return Ok(page);
         }
-        self.scan(filter.address.as_deref(), after, |session| {
-            if matches(filter, &session, now_ms) {
-                page.push(session);
-            }
-            page.len() < limit
-        })
-        .await?;
+        let visit = keep_page(filter, limit, now_ms, &mut page);
+        self.scan(filter.address.as_deref(), after, visit).await?;
         Ok(page)
     }
 

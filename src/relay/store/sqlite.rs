@@ -23,17 +23,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::{
-    Filter, GRACE_MS, PoolEntry, RelayBackend, RelayError, RelayKeys, allocate, close_session,
-    corrupt, count_pool, empty_pool, matches, new_id, open_session, opt_out, record_end,
-    touch_session,
+    Filter, GRACE_MS, PoolEntry, RelayBackend, RelayError, RelayKeys, SWEEP_EVERY_MS, allocate,
+    close_session, count_pool, empty_pool, from_json, keep_page, new_id, open_session, opt_out,
+    record_end, to_json, touch_session,
 };
 use crate::relay::model::{NewSession, RelaySession, State};
 
 /// How long a statement waits for the other connection's write to finish.
 const BUSY_TIMEOUT_MS: i64 = 5000;
-
-/// How often (in the callers' time) `create` deletes the rows past their grace.
-const SWEEP_EVERY_MS: u64 = 60_000;
 
 /// How many rows `list` and `pool` read at a time.
 const CHUNK: i64 = 256;
@@ -163,11 +160,7 @@ impl From<Fail> for RelayError {
 }
 
 fn parse(body: &str) -> Result<RelaySession, RelayError> {
-    serde_json::from_str(body).map_err(|_| corrupt("relay_sessions.body"))
-}
-
-fn json(session: &RelaySession) -> Result<String, RelayError> {
-    serde_json::to_string(session).map_err(|e| RelayError::Unavailable(e.to_string()))
+    from_json(body, "relay_sessions.body")
 }
 
 /// A time stamp as SQLite stores it.
@@ -179,10 +172,15 @@ fn immediate(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
 }
 
-fn session(tx: &Transaction<'_>, id: &str) -> Result<Option<RelaySession>, Fail> {
-    let mut stmt = tx.prepare_cached("SELECT body FROM relay_sessions WHERE id = ?1")?;
-    let body: Option<String> = stmt.query_row([id], |row| row.get(0)).optional()?;
+/// The session whose body `sql` selects by `?1 = key`, if there is one.
+fn read(conn: &Connection, sql: &str, key: &str) -> Result<Option<RelaySession>, Fail> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let body: Option<String> = stmt.query_row([key], |row| row.get(0)).optional()?;
     Ok(body.map(|body| parse(&body)).transpose()?)
+}
+
+fn session(conn: &Connection, id: &str) -> Result<Option<RelaySession>, Fail> {
+    read(conn, "SELECT body FROM relay_sessions WHERE id = ?1", id)
 }
 
 /// Whether the binding is free at `now_ms`: unbound, or bound to a session that is gone,
@@ -237,7 +235,7 @@ fn create(
     let sql = "INSERT INTO relay_sessions (id, body, ends_at) VALUES (?1, ?2, ?3)";
     let end = int(record_end(&session, None));
     tx.prepare_cached(sql)?
-        .execute(params![session.id, json(&session)?, end])?;
+        .execute(params![session.id, to_json(&session)?, end])?;
     for p in &session.participants {
         let sql = "INSERT INTO relay_bindings (key, id) VALUES (?1, ?2) \
                    ON CONFLICT (key) DO UPDATE SET id = excluded.id";
@@ -265,7 +263,7 @@ fn update(
         return Ok(None);
     };
     if let Some(end) = change(&mut session) {
-        let body = json(&session)?;
+        let body = to_json(&session)?;
         match end {
             Some(end) => {
                 let sql = "UPDATE relay_sessions SET body = ?2, ends_at = ?3 WHERE id = ?1";
@@ -351,22 +349,14 @@ impl RelayBackend for SqliteRelay {
         self.run(move |db, _| {
             let sql = "SELECT s.body FROM relay_bindings b JOIN relay_sessions s ON s.id = b.id \
                        WHERE b.key = ?1";
-            let mut stmt = db.conn.prepare_cached(sql)?;
-            let body: Option<String> = stmt.query_row([binding], |row| row.get(0)).optional()?;
-            Ok(body.map(|body| parse(&body)).transpose()?)
+            read(&db.conn, sql, &binding)
         })
         .await
     }
 
     async fn get(&self, id: &str) -> Result<Option<RelaySession>, RelayError> {
         let id = id.to_owned();
-        self.run(move |db, _| {
-            let sql = "SELECT body FROM relay_sessions WHERE id = ?1";
-            let mut stmt = db.conn.prepare_cached(sql)?;
-            let body: Option<String> = stmt.query_row([id], |row| row.get(0)).optional()?;
-            Ok(body.map(|body| parse(&body)).transpose()?)
-        })
-        .await
+        self.run(move |db, _| session(&db.conn, &id)).await
     }
 
     async fn list(
@@ -385,18 +375,14 @@ impl RelayBackend for SqliteRelay {
         self.run(move |db, _| {
             let mut page = Vec::new();
             let live_only = filter.state == Some(State::Open);
+            let visit = keep_page(&filter, limit, now_ms, &mut page);
             scan(
                 &db.conn,
                 address.as_deref(),
                 &after,
                 live_only,
                 now_ms,
-                |s| {
-                    if matches(&filter, &s, now_ms) {
-                        page.push(s);
-                    }
-                    page.len() < limit
-                },
+                visit,
             )?;
             Ok(page)
         })
@@ -454,64 +440,13 @@ impl RelayBackend for SqliteRelay {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{T0, keys, new, pool};
     use super::*;
-    use crate::relay::model::NewParticipant;
-    use std::path::PathBuf;
-
-    const T0: u64 = 1_700_000_000_000;
-
-    /// A scratch directory, removed on drop.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new() -> Self {
-            let path = std::env::temp_dir().join(format!(
-                "sms-sessions-relay-sqlite-{}-{:x}",
-                std::process::id(),
-                rand::random::<u64>()
-            ));
-            std::fs::create_dir_all(&path).expect("create the scratch directory");
-            Self(path)
-        }
-
-        fn db(&self) -> PathBuf {
-            self.0.join("state.db")
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    fn keys() -> RelayKeys {
-        RelayKeys::new(b"a-test-relay-secret-0123456789abcdef")
-    }
-
-    fn new(addresses: &[&str]) -> NewSession {
-        NewSession {
-            participants: addresses
-                .iter()
-                .map(|a| NewParticipant {
-                    address: (*a).into(),
-                    label: None,
-                    proxy: None,
-                })
-                .collect(),
-            ttl_secs: 60,
-            expires_at_ms: None,
-            handoff_from: None,
-        }
-    }
-
-    fn pool() -> Vec<String> {
-        vec!["+15550000001".into(), "+15550000002".into()]
-    }
+    use crate::store::sqlite::Scratch;
 
     #[tokio::test]
     async fn lives_beside_the_conversation_store_in_one_file() {
-        let scratch = Scratch::new();
+        let scratch = Scratch::new("relay");
         let conversations = crate::store::SqliteStore::open(&scratch.db()).expect("store opens");
         let relay = SqliteRelay::open(&scratch.db(), keys())
             .await
@@ -537,7 +472,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_directory_is_refused() {
-        let scratch = Scratch::new();
+        let scratch = Scratch::new("relay");
         let path = scratch.0.join("nowhere").join("state.db");
         let refused = SqliteRelay::open(&path, keys()).await.map(drop);
         assert!(refused.is_err_and(|e| e.contains("does not exist")));
@@ -545,7 +480,7 @@ mod tests {
 
     #[tokio::test]
     async fn rows_go_a_grace_after_the_session_ends() {
-        let scratch = Scratch::new();
+        let scratch = Scratch::new("relay");
         let relay = SqliteRelay::open(&scratch.db(), keys())
             .await
             .expect("open");
