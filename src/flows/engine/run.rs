@@ -628,8 +628,11 @@ impl<'a> Run<'a> {
                 self.end_flow("completed");
                 Ok(None)
             }
-            Node::Call(call) => self.call(flow, node.name, call).await,
-            Node::Connect(connect) => self.connect(flow, node.name, connect).await,
+            // Boxed: the state of a call in flight lives on the heap only while one is made,
+            // so the step's own future stays small for the steps that make none (every
+            // webhook's future is moved a few times on its way into the server's box).
+            Node::Call(call) => Box::pin(self.call(flow, node.name, call)).await,
+            Node::Connect(connect) => Box::pin(self.connect(flow, node.name, connect)).await,
         }
     }
 
