@@ -90,8 +90,14 @@ fn nth_pair(n: usize) -> Value {
     )
 }
 
+/// The tests of this file run one at a time: tracing caches per call site whether anyone
+/// listens, and a test on another thread reaching the admin log line with no subscriber at the
+/// moment the log test installs its own could leave that line switched off for it.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn a_missing_or_wrong_token_is_401_and_either_configured_token_opens() {
+    let _serial = SERIAL.lock().await;
     let router = admin(POOL).await;
     let with = |authorization: Option<&str>| {
         let request = Request::get("/v1/relay/pool");
@@ -128,6 +134,7 @@ async fn a_missing_or_wrong_token_is_401_and_either_configured_token_opens() {
 
 #[tokio::test]
 async fn a_created_session_is_201_with_exactly_the_session_json() {
+    let _serial = SERIAL.lock().await;
     let router = admin(POOL).await;
     let body = json!({
         "participants": [
@@ -185,6 +192,7 @@ async fn a_created_session_is_201_with_exactly_the_session_json() {
 
 #[tokio::test]
 async fn every_validation_error_names_its_field() {
+    let _serial = SERIAL.lock().await;
     let router = admin(&format!("{POOL},whatsapp:+14155550102")).await;
     let a = json!({"address": "+14155550001"});
     let with_second = |second: Value| json!({"participants": [a.clone(), second]});
@@ -295,6 +303,7 @@ async fn every_validation_error_names_its_field() {
 
 #[tokio::test]
 async fn an_exhausted_pool_is_409_until_a_session_closes() {
+    let _serial = SERIAL.lock().await;
     let router = admin("+14155550100").await;
     let first = create(&router, pair("+14155550001", "+14155550002")).await;
     assert_eq!(first.status, StatusCode::CREATED);
@@ -326,6 +335,7 @@ async fn an_exhausted_pool_is_409_until_a_session_closes() {
 
 #[tokio::test]
 async fn pages_after_a_cursor_are_stable_and_complete() {
+    let _serial = SERIAL.lock().await;
     let router = admin("+14155550100").await;
     let mut created = Vec::new();
     for n in 0..7 {
@@ -376,6 +386,7 @@ async fn pages_after_a_cursor_are_stable_and_complete() {
 
 #[tokio::test]
 async fn lists_filter_by_state_and_address() {
+    let _serial = SERIAL.lock().await;
     let router = admin("+14155550100").await;
     let open = create(&router, pair("+14155550001", "+14155550002"))
         .await
@@ -414,6 +425,7 @@ async fn lists_filter_by_state_and_address() {
 
 #[tokio::test]
 async fn get_and_close_a_session_or_404() {
+    let _serial = SERIAL.lock().await;
     let router = admin(POOL).await;
     let created = create(&router, pair("+14155550001", "+14155550002"))
         .await
@@ -447,6 +459,7 @@ async fn get_and_close_a_session_or_404() {
 
 #[tokio::test]
 async fn the_pool_counts_live_sessions_per_number() {
+    let _serial = SERIAL.lock().await;
     let router = admin(POOL).await;
     let pool = |router: Router| async move {
         let answer = call(&router, Method::GET, "/v1/relay/pool", None).await;
@@ -482,6 +495,7 @@ async fn the_pool_counts_live_sessions_per_number() {
 
 #[tokio::test]
 async fn unknown_routes_are_404_and_wrong_methods_405_in_json() {
+    let _serial = SERIAL.lock().await;
     let router = admin(POOL).await;
     for path in ["/", "/v1/relay", "/v1/relay/sessions/RS0/x", "/healthz"] {
         let answer = call(&router, Method::GET, path, None).await;
@@ -514,6 +528,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405_in_json() {
 
 #[tokio::test]
 async fn bodies_over_64_kib_are_413() {
+    let _serial = SERIAL.lock().await;
     let router = admin(POOL).await;
     let label = "x".repeat(64 * 1024);
     let body = json!({"participants": [{"address": "+14155550001", "label": label}]});
@@ -553,6 +568,7 @@ impl std::io::Write for Captured {
 
 #[tokio::test]
 async fn each_request_logs_one_line_with_numbers_masked_and_no_token() {
+    let _serial = SERIAL.lock().await;
     let captured = Captured::default();
     let sink = captured.clone();
     let subscriber = tracing_subscriber::fmt()
