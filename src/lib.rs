@@ -2,8 +2,9 @@
 //!
 //! Every inbound text is its own signed HTTP webhook. The server proves it came from Twilio,
 //! finds the conversation's state in a signed cookie scoped to the (To, From) pair (Twilio keeps
-//! one cookie jar per pair), lets a [`flows::Flow`] decide the reply, and answers with TwiML
-//! while re-issuing the cookie.
+//! one cookie jar per pair) or in a server-side store, lets a [`flows::Flow`] decide the reply
+//! (a flow may call the operator's service first), or forwards the text to the other people of
+//! a masked-number relay, and answers with TwiML.
 //!
 //! # Layout
 //!
@@ -17,7 +18,8 @@
 //! | [`twilio::twiml`] | the `MessagingResponse` builder (byte-compatible with twilio-python) |
 //! | [`session`] | the signed, pair-bound, time-stamped cookie codec and the flow-visible state |
 //! | [`toml_spans`] | line, column and key path of a byte in TOML text, for config and flow errors |
-//! | [`flows`] | the `Flow` trait and the tutorial flows |
+//! | [`flows`] | the async `Flow` trait, the tutorial flows, and flows from files (the engine) |
+//! | [`store`] | conversations on the server: memory, SQLite or Redis, once per MessageSid |
 //! | [`callout`] | signed HTTP call-outs to configured endpoints: flows' `call` nodes, result and opt-out hooks |
 //! | [`config`] | typed configuration: embedded default, file, environment |
 //! | [`app`] | state, the routes, serve with graceful shutdown |
