@@ -1,6 +1,6 @@
 //! The admin handlers: create, list, get and close relay sessions, and the pool's use.
 //!
-//! Each one moves data between HTTP and [`Relay`]: the rules are in [`create`](super::create)
+//! Each one moves data between HTTP and [`Relay`](crate::relay::Relay): the rules are in [`create`](super::create)
 //! and [`query`](super::query), the store's answers become JSON or an [`ApiError`]. Every answer
 //! carries a [`Logged`] for the request's log line.
 

@@ -1,5 +1,5 @@
 //! Flows from files, as the server runs them (`flow.kind = "flows"`): the checked flow set of
-//! `flows.dir` behind a lock and swapped whole on reload, one [`step`](engine::run::step) per
+//! `flows.dir` behind a lock and swapped whole on reload, one [`step`](super::engine::run::step) per
 //! webhook with the clock read here and call-outs made by [`crate::callout`] within the
 //! webhook's deadline, the results and opt-out hooks handed to the background, and the turn as
 //! one TwiML `<Message>`.
