@@ -100,7 +100,8 @@ impl AppState {
             None => vec![SessionSecret::random()],
         };
         let relay_keys = RelayKeys::new(secrets[0].expose());
-        let calls = !config.flow.endpoints.is_empty();
+        // Call-outs and relay hand-offs and forwards wait on other services under the lease.
+        let calls = !config.flow.endpoints.is_empty() || config.relay.is_on();
         let lease = store_lease(
             config.store.timeout,
             calls.then_some(config.server.request_timeout),

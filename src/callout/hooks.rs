@@ -140,7 +140,8 @@ impl Hooks {
             "ended_at": now_rfc3339(),
             "message_sid": ended.message_sid,
         });
-        self.enqueue(Hook::Results, target, &body, &ended.from, &ended.to);
+        let key = format!("{}.results", ended.message_sid);
+        self.enqueue(Hook::Results, target, &body, key, (&ended.from, &ended.to));
     }
 
     /// Queues the opt-out hook; nothing when `compliance.on_opt_out` is unset.
@@ -155,7 +156,13 @@ impl Hooks {
             "message_sid": message_sid,
             "at": now_rfc3339(),
         });
-        self.enqueue(Hook::OptOut, target, &body, from, to);
+        self.enqueue(
+            Hook::OptOut,
+            target,
+            &body,
+            format!("{message_sid}.opt_out"),
+            (from, to),
+        );
     }
 
     /// Stops taking events and waits up to `within` for the queued ones to be delivered (or
@@ -168,13 +175,15 @@ impl Hooks {
         }
     }
 
+    /// `key` is the event's `Idempotency-Key`: the MessageSid and the hook's name, the same
+    /// however often Twilio retries the text, so the service can drop a repeat.
     fn enqueue(
         &self,
         hook: Hook,
         target: &HookTarget,
         body: &serde_json::Value,
-        from: &str,
-        to: &str,
+        key: String,
+        (from, to): (&str, &str),
     ) {
         let Some(queue) = &self.queue else {
             return;
@@ -188,7 +197,7 @@ impl Hooks {
                 path: target.path.clone(),
                 query: Vec::new(),
                 body: Some(Body::Json(body.to_string().into_bytes())),
-                idempotency_key: event_id(),
+                idempotency_key: key,
             },
             from: mask_phone(from),
             to: mask_phone(to),
@@ -301,38 +310,9 @@ fn now_rfc3339() -> String {
         .to_string()
 }
 
-/// A random id in the UUID v4 shape, one per hook event (kept across its retries).
-fn event_id() -> String {
-    let bits =
-        rand::random::<u128>() & !(0xf000 << 64) & !(0xc << 60) | (0x4000 << 64) | (0x8 << 60);
-    let hex = format!("{bits:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn event_ids_look_like_uuid_v4() {
-        let id = event_id();
-        assert_eq!(id.len(), 36, "{id}");
-        let parts: Vec<&str> = id.split('-').collect();
-        assert_eq!(
-            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
-            [8, 4, 4, 4, 12]
-        );
-        assert!(parts[2].starts_with('4'), "{id}");
-        assert!("89ab".contains(&parts[3][..1]), "{id}");
-        assert_ne!(event_id(), id);
-    }
 
     #[test]
     fn only_transient_failures_are_retried() {

@@ -87,10 +87,11 @@ impl Calls for StepCalls<'_> {
                 expires_at_ms: None,
                 handoff_from: Some(handoff.texter.to_owned()),
             };
-            let created = tokio::time::timeout_at(self.deadline, relay.create(new)).await;
-            let session = match created {
-                Ok(Ok(session)) => session,
-                Ok(Err(error)) => {
+            // Not cut short by the deadline: a create dropped midway could still land, and
+            // leave a session the flow believes failed. The store bounds its own calls.
+            let session = match relay.create(new).await {
+                Ok(session) => session,
+                Err(error) => {
                     let reason = match error {
                         RelayError::PoolExhausted(_) | RelayError::ProxyInUse(_) => "pool",
                         RelayError::Unavailable(_) => "unavailable",
@@ -98,12 +99,6 @@ impl Calls for StepCalls<'_> {
                     return Err(CallFailure {
                         reason,
                         detail: error.to_string(),
-                    });
-                }
-                Err(_) => {
-                    return Err(CallFailure {
-                        reason: "timeout",
-                        detail: "the relay store did not answer in time".into(),
                     });
                 }
             };

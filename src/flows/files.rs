@@ -165,6 +165,13 @@ impl FileFlows {
         send(hooks);
     }
 
+    /// Queues the opt-out hook for a texter whose STOP the relay took (the flows never see it).
+    pub fn relay_opted_out(&self, message: &InboundMessage<'_>) {
+        if self.config.on_opt_out.is_some() {
+            self.hook(|hooks| hooks.opted_out(message.from, message.to, message.message_sid));
+        }
+    }
+
     /// The relay `connect` nodes hand texters over with.
     pub fn set_relay(&self, relay: Arc<Relay>) {
         *self.relay.write().unwrap_or_else(|p| p.into_inner()) = Some(relay);
@@ -326,6 +333,7 @@ impl Flow for FileFlows {
                     .into_iter()
                     .map(|error| (error.node, error.reason))
                     .collect(),
+                handoff: turn.handoff,
             }),
         }
     }
@@ -347,6 +355,7 @@ mod tests {
             call_errors: Vec::new(),
             ended: None,
             outbound: Vec::new(),
+            handoff: None,
         }
     }
 

@@ -113,6 +113,8 @@ pub struct Trace {
     pub outcome: &'static str,
     /// Each call-out that went to its `on_error`: the call node and the reason.
     pub call_errors: Vec<(String, &'static str)>,
+    /// The relay session a `connect` node opened: closed again if the step is not stored.
+    pub handoff: Option<String>,
 }
 
 /// The flow the configuration names: a tutorial flow, or the flows of `flows.dir`, loaded and

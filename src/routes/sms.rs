@@ -164,6 +164,11 @@ async fn from_store(
                 if let Some(metrics) = &state.metrics {
                     metrics.relay_text(outcome);
                 }
+                if outcome == "opted_out"
+                    && let Some(files) = &state.files
+                {
+                    files.relay_opted_out(message);
+                }
                 let mut answer = twiml(body);
                 answer.extensions_mut().insert(log("relay"));
                 return answer;
@@ -178,7 +183,20 @@ async fn from_store(
         .respond_boxed(message, &mut step.data, deadline.into())
         .await;
     let body = reply.response.to_xml();
-    match step.commit(body.as_bytes()).await {
+    let committed = step.commit(body.as_bytes()).await;
+    if committed.is_err()
+        && let (Some(relay), Some(id)) = (
+            &state.relay,
+            reply.trace.as_ref().and_then(|t| t.handoff.as_deref()),
+        )
+    {
+        // The hand-off is not stored: Twilio's retry must find the flow where it was, not a
+        // session that would forward the text to the agent without a greeting.
+        if let Err(error) = relay.close(id, "failed").await {
+            tracing::error!(request_id, session = id, %error, "could not close the hand-off of a step that was not stored");
+        }
+    }
+    match committed {
         Ok(()) => {}
         Err(CommitError::Unavailable(why)) => {
             return unavailable(&why, log("unavailable"), request_id);

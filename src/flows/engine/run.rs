@@ -163,6 +163,8 @@ pub struct Turn {
     pub ended: Option<Ended>,
     /// Texts to other people than the texter (a `connect` node's greeting to the agent).
     pub outbound: Vec<Outbound>,
+    /// The relay session a `connect` node opened in this step, if any.
+    pub handoff: Option<String>,
 }
 
 /// A text to someone else than the texter, from a given number.
@@ -206,6 +208,7 @@ impl Turn {
             call_errors: Vec::new(),
             ended: None,
             outbound: Vec::new(),
+            handoff: None,
         }
     }
 
@@ -658,7 +661,7 @@ impl<'a> Run<'a> {
                     flow = flow.name(),
                     node = name,
                     agent = connect.agent,
-                    session = connected.session,
+                    session = connected.session.as_str(),
                     "handed off to a person"
                 );
                 self.turn.texts.push(text);
@@ -667,6 +670,7 @@ impl<'a> Run<'a> {
                     from: connected.agent_proxy,
                     text: agent_text,
                 });
+                self.turn.handoff = Some(connected.session);
                 self.turn.node = Some(name.to_owned());
                 self.end_flow("handed_off");
                 Ok(None)
