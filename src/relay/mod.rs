@@ -114,8 +114,18 @@ impl Relay {
         Ok(page.into_iter().map(|s| as_of(s, now)).collect())
     }
 
+    /// Closes a session (`reason`: `closed`, `agent`, …), once: closing a closed one answers it
+    /// as it is, and one already past its end closes as `ttl`, whatever the caller asked.
     pub async fn close(&self, id: &str, reason: &str) -> Result<Option<RelaySession>, RelayError> {
-        let closed = self.backend.close(id, reason, now_ms()).await?;
+        let now = now_ms();
+        let Some(before) = self.backend.get(id).await? else {
+            return Ok(None);
+        };
+        if before.state == State::Closed {
+            return Ok(Some(before));
+        }
+        let reason = if before.is_live(now) { reason } else { "ttl" };
+        let closed = self.backend.close(id, reason, now).await?;
         if closed.is_some() {
             self.count(reason);
             tracing::info!(session = id, reason, "relay session closed");
