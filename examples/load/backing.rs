@@ -155,15 +155,7 @@ impl Redis {
 impl Drop for Redis {
     /// SIGTERM, then SIGKILL if it is still there after 5 s.
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::server::terminate(&mut self.child, Duration::from_secs(5));
     }
 }
 

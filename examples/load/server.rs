@@ -88,15 +88,7 @@ impl Running {
     /// SIGTERM (graceful shutdown, logs flushed), then waits; SIGKILL after 10 s. Returns the
     /// number of lines the server wrote to stdout.
     pub fn stop(mut self) -> u64 {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        terminate(&mut self.child, Duration::from_secs(10));
         if let Some(drain) = self.drain.take() {
             let _ = drain.join();
         }
@@ -109,6 +101,19 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// SIGTERM to `child`, then SIGKILL if it is still there after `grace`; reaps it.
+pub fn terminate(child: &mut Child, grace: Duration) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + grace;
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// A process's user and system CPU ticks so far (all threads), from `/proc/PID/stat`.
