@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use jiff::Timestamp;
 use tokio::time::Instant;
@@ -23,7 +23,7 @@ use crate::relay::Relay;
 use crate::session::SessionData;
 use crate::store::StoreUrl;
 use crate::twilio::inbound::InboundMessage;
-use crate::twilio::twiml::{Message, MessagingResponse};
+use crate::twilio::twiml::{Message, MessagingResponse, within_body_limit};
 
 /// The problems that stopped a flow set from loading, one per line.
 #[derive(Debug, Clone)]
@@ -58,7 +58,7 @@ pub struct FileFlows {
     hooks: Mutex<Option<Hooks>>,
     config: Arc<FlowConfig>,
     /// For `connect` nodes: set by the server once the store is open.
-    relay: RwLock<Option<Arc<Relay>>>,
+    relay: OnceLock<Arc<Relay>>,
 }
 
 impl fmt::Debug for FileFlows {
@@ -147,7 +147,7 @@ impl FileFlows {
                 None => Callouts::new(flows),
             }),
             hooks: Mutex::new(None),
-            relay: RwLock::new(None),
+            relay: OnceLock::new(),
             config: Arc::new(flows.clone()),
         })
     }
@@ -172,9 +172,10 @@ impl FileFlows {
         }
     }
 
-    /// The relay `connect` nodes hand texters over with.
+    /// The relay `connect` nodes hand texters over with; set once, when the store opens (a
+    /// second call changes nothing).
     pub fn set_relay(&self, relay: Arc<Relay>) {
-        *self.relay.write().unwrap_or_else(|p| p.into_inner()) = Some(relay);
+        let _ = self.relay.set(relay);
     }
 
     /// At shutdown: waits up to `within` for the hooks still queued; `false` if some were not
@@ -225,8 +226,7 @@ impl FileFlows {
             message_sid: message.message_sid,
             now,
         };
-        let relay = self.relay.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let handoff = relay.as_deref().map(|relay| Handoff {
+        let handoff = self.relay.get().map(|relay| Handoff {
             relay,
             texter: message.from,
             number: message.to,
@@ -282,26 +282,17 @@ pub fn twiml(turn: &Turn) -> MessagingResponse {
     response
 }
 
-/// Twilio refuses a message body over this many characters (error 21617): nothing is sent.
-pub const MAX_BODY_CHARS: usize = 1_600;
-
-/// The body, cut to [`MAX_BODY_CHARS`] with an ellipsis (and a warning) if a turn ran long:
-/// a cut reply is better than none.
+/// The body within Twilio's limit ([`within_body_limit`]), with a warning if a turn ran long.
 fn within_twilios_limit(body: String, turn: &Turn) -> String {
-    match body.char_indices().nth(MAX_BODY_CHARS - 1) {
-        Some((cut, _)) if body[cut..].chars().nth(1).is_some() => {
-            tracing::warn!(
-                flow = turn.flow.as_deref(),
-                node = turn.node.as_deref(),
-                chars = body.chars().count(),
-                "a turn's texts ran past Twilio's 1,600 characters; the reply was cut"
-            );
-            let mut cut_body = body[..cut].to_owned();
-            cut_body.push('…');
-            cut_body
-        }
-        _ => body,
-    }
+    within_body_limit(body).unwrap_or_else(|(cut, chars)| {
+        tracing::warn!(
+            flow = turn.flow.as_deref(),
+            node = turn.node.as_deref(),
+            chars,
+            "a turn's texts ran past Twilio's 1,600 characters; the reply was cut"
+        );
+        cut
+    })
 }
 
 impl Flow for FileFlows {
@@ -343,6 +334,7 @@ impl Flow for FileFlows {
 mod tests {
     use super::*;
     use crate::flows::engine::run::Outcome;
+    use crate::twilio::twiml::MAX_BODY_CHARS;
 
     fn turn(texts: &[&str]) -> Turn {
         Turn {

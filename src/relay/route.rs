@@ -14,10 +14,8 @@ use super::model::RelaySession;
 use super::{Relay, RelayError};
 use crate::flows::compliance::{self, Verdict};
 use crate::twilio::inbound::InboundMessage;
-use crate::twilio::twiml::{Message, MessagingResponse};
+use crate::twilio::twiml::{Message, MessagingResponse, within_body_limit};
 
-/// Twilio refuses a body over this many characters.
-const MAX_BODY_CHARS: usize = 1_600;
 /// Twilio sends at most this many `<Message>`s of one reply.
 pub const MAX_MESSAGES: usize = 10;
 
@@ -219,16 +217,9 @@ pub fn forwards(
     response
 }
 
-/// A body cut to Twilio's 1,600 characters (a label prefix can push a full text over).
+/// A body within Twilio's 1,600 characters (a label prefix can push a full text over).
 fn within_limit(body: String) -> String {
-    match body.char_indices().nth(MAX_BODY_CHARS - 1) {
-        Some((cut, _)) if body[cut..].chars().nth(1).is_some() => {
-            let mut cut_body = body[..cut].to_owned();
-            cut_body.push('…');
-            cut_body
-        }
-        _ => body,
-    }
+    within_body_limit(body).unwrap_or_else(|(cut, _)| cut)
 }
 
 /// Per-minute counters of forwarded texts, per session and per sender, in this process.

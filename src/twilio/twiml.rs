@@ -31,6 +31,23 @@ use quick_xml::name::QName;
 /// Twilio accepts at most this many `<Media>` in one `<Message>`.
 pub const MAX_MEDIA: usize = 10;
 
+/// Twilio refuses a message body over this many characters (error 21617): nothing is sent.
+pub const MAX_BODY_CHARS: usize = 1_600;
+
+/// `body` cut to [`MAX_BODY_CHARS`], its last character an ellipsis, when it is longer (a cut
+/// text is better than none); `Err` gives the cut body and how many characters the whole one
+/// had, so a caller can say why.
+pub fn within_body_limit(body: String) -> Result<String, (String, usize)> {
+    match body.char_indices().nth(MAX_BODY_CHARS - 1) {
+        Some((cut, _)) if body[cut..].chars().nth(1).is_some() => {
+            let mut cut_body = body[..cut].to_owned();
+            cut_body.push('…');
+            Err((cut_body, body.chars().count()))
+        }
+        _ => Ok(body),
+    }
+}
+
 /// The `Content-Type` TwiML is served with.
 pub const CONTENT_TYPE: &str = "text/xml; charset=utf-8";
 
