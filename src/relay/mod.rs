@@ -25,8 +25,7 @@ pub use store::{AnyRelay, Filter, PoolEntry, RelayBackend, RelayError, RelayKeys
 #[derive(Debug)]
 pub struct Relay {
     backend: AnyRelay,
-    /// `relay.numbers`, in order of preference.
-    pool: Vec<String>,
+    /// Its `numbers` are the pool, in order of preference.
     config: RelayConfig,
     limits: route::Limits,
     metrics: Option<Arc<Metrics>>,
@@ -36,7 +35,6 @@ impl Relay {
     pub fn new(backend: AnyRelay, config: RelayConfig, metrics: Option<Arc<Metrics>>) -> Arc<Self> {
         Arc::new(Relay {
             backend,
-            pool: config.numbers.clone(),
             config,
             limits: route::Limits::default(),
             metrics,
@@ -75,11 +73,14 @@ impl Relay {
     }
 
     pub fn pool_numbers(&self) -> &[String] {
-        &self.pool
+        &self.config.numbers
     }
 
     pub async fn create(&self, new: NewSession) -> Result<RelaySession, RelayError> {
-        let created = self.backend.create(new, &self.pool, now_ms()).await?;
+        let created = self
+            .backend
+            .create(new, &self.config.numbers, now_ms())
+            .await?;
         self.count("created");
         tracing::info!(
             session = created.id,
@@ -147,7 +148,7 @@ impl Relay {
     }
 
     pub async fn pool(&self) -> Result<Vec<PoolEntry>, RelayError> {
-        self.backend.pool(&self.pool, now_ms()).await
+        self.backend.pool(&self.config.numbers, now_ms()).await
     }
 }
 
